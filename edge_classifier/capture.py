@@ -1,0 +1,328 @@
+"""Frame sources: OpenCV capture on its own thread, freshest frame wins, stalls detected and reopened."""
+
+from __future__ import annotations
+
+import glob
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from .config import SourceConfig
+from .errors import InputError
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One decoded frame and when it was captured (time.monotonic())."""
+
+    image_bgr: npt.NDArray[np.uint8]
+    index: int
+    captured_at: float
+    decode_s: float
+
+
+@dataclass(frozen=True)
+class SourceStats:
+    state: str  # starting, running, stalled, reopening, ended
+    frames_captured: int
+    frames_dropped: int
+    stalls: int
+    reopens: int
+
+
+class FrameSource(Protocol):
+    """What the main loop needs from a camera, file or stream."""
+
+    def get(self, timeout: float) -> Frame | None:
+        """The freshest frame not handed out yet, or None after `timeout` seconds."""
+
+    @property
+    def ended(self) -> bool:
+        """True once a finite source (file, image glob) has delivered its last frame."""
+
+    def stats(self) -> SourceStats: ...
+
+    def close(self) -> None: ...
+
+
+class Capture(Protocol):
+    """The subset of cv2.VideoCapture the reader uses (the I/O seam for tests)."""
+
+    def isOpened(self) -> bool: ...  # noqa: N802 - OpenCV's name
+    def read(self) -> tuple[bool, Any]: ...
+    def get(self, prop: int) -> float: ...
+    def set(self, prop: int, value: float) -> bool: ...
+    def release(self) -> None: ...
+
+
+def source_kind(uri: int | str) -> str:
+    """device, stream, gstreamer, glob or file."""
+    if isinstance(uri, int) or uri.isdigit() or uri.startswith("/dev/video"):
+        return "device"
+    if "!" in uri:
+        return "gstreamer"
+    if "://" in uri:
+        return "stream"
+    if any(c in uri for c in "*?["):
+        return "glob"
+    return "file"
+
+
+class ImageGlobCapture:
+    """A sorted glob of image files behaving like a VideoCapture."""
+
+    def __init__(self, pattern: str):
+        self._files = sorted(glob.glob(pattern))
+        self._next = 0
+
+    def isOpened(self) -> bool:  # noqa: N802
+        return bool(self._files)
+
+    def read(self) -> tuple[bool, Any]:
+        while self._next < len(self._files):
+            path = self._files[self._next]
+            self._next += 1
+            image = cv2.imread(path, cv2.IMREAD_COLOR)
+            if image is not None:
+                return True, image
+            logger.warning("skipping unreadable image %s", path)
+        return False, None
+
+    def get(self, prop: int) -> float:
+        return 0.0
+
+    def set(self, prop: int, value: float) -> bool:
+        return False
+
+    def release(self) -> None:
+        self._files = []
+
+
+def open_capture(config: SourceConfig) -> Capture:
+    """The real opener: cv2.VideoCapture with the requested size and rate (where the device honours them)."""
+    kind = source_kind(config.uri)
+    if kind == "glob":
+        return ImageGlobCapture(str(config.uri))
+    if kind == "device":
+        uri = config.uri
+        target: int | str = int(uri) if isinstance(uri, int) or uri.isdigit() else uri
+        cap = cv2.VideoCapture(target, cv2.CAP_V4L2) if hasattr(cv2, "CAP_V4L2") else cv2.VideoCapture(target)
+    elif kind == "gstreamer":
+        cap = cv2.VideoCapture(str(config.uri), cv2.CAP_GSTREAMER)
+    else:
+        cap = cv2.VideoCapture(str(config.uri))
+    if kind in ("device", "stream"):
+        # Keep OpenCV's internal queue short: our reader thread already holds the freshest frame.
+        cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)
+    for prop, value in (
+        (cv2.CAP_PROP_FRAME_WIDTH, config.width),
+        (cv2.CAP_PROP_FRAME_HEIGHT, config.height),
+        (cv2.CAP_PROP_FPS, config.fps),
+    ):
+        if value is not None and kind == "device":
+            cap.set(prop, float(value))
+    return cap
+
+
+def check_source(config: SourceConfig) -> None:
+    """Refuse at start-up a file or glob that cannot exist later (a camera may be plugged in later)."""
+    kind = source_kind(config.uri)
+    if kind == "file" and not Path(str(config.uri)).is_file():
+        raise InputError(f"source.uri: video file {config.uri!r} does not exist")
+    if kind == "glob" and not glob.glob(str(config.uri)):
+        raise InputError(f"source.uri: no image matches {config.uri!r}")
+
+
+class OpenCVSource:
+    """Reads on a background thread; the consumer always gets the newest frame.
+
+    A reader that blocks in read(), fails, or (for live sources) returns the same image for
+    `stall_timeout_s` is abandoned: its thread is left to exit on its own, because releasing a
+    capture another thread is blocked in is not safe in every OpenCV backend, and a new
+    reader reopens the source after an exponential backoff.
+    """
+
+    def __init__(self, config: SourceConfig, opener: Callable[[SourceConfig], Capture] = open_capture):
+        self._config = config
+        self._opener = opener
+        self._kind = source_kind(config.uri)
+        self._finite = self._kind in ("file", "glob")
+        self._every_frame = self._finite and config.file_rate == "max"
+        self._cond = threading.Condition()
+        self._closed = threading.Event()
+        self._frame: Frame | None = None
+        self._generation = 0
+        self._state = "starting"
+        self._ended = False
+        self._captured = self._dropped = self._stalls = self._reopens = 0
+        self._last_progress = time.monotonic()
+        self._backoff = config.reopen_backoff_s
+        self._start_reader(delay=0.0)
+
+    # -- consumer side ------------------------------------------------------------------
+    def get(self, timeout: float) -> Frame | None:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._frame is None and not self._ended and not self._closed.is_set():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._cond.wait(min(remaining, self._config.stall_timeout_s))
+                self._check_stall_locked()
+            self._check_stall_locked()
+            frame, self._frame = self._frame, None
+            self._cond.notify_all()
+            return frame
+
+    @property
+    def ended(self) -> bool:
+        with self._cond:
+            return self._ended and self._frame is None
+
+    @property
+    def state(self) -> str:
+        return self._state
+
+    def stats(self) -> SourceStats:
+        with self._cond:
+            return SourceStats(self._state, self._captured, self._dropped, self._stalls, self._reopens)
+
+    def close(self, join_timeout: float = 2.0) -> None:
+        """Stop reading; waits for the live reader to release its capture (abandoned ones exit alone)."""
+        self._closed.set()
+        with self._cond:
+            self._generation += 1
+            self._cond.notify_all()
+            reader = self._reader
+        if reader is not threading.current_thread():
+            reader.join(join_timeout)
+
+    def __enter__(self) -> OpenCVSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- supervision -----------------------------------------------------------------------
+    def _check_stall_locked(self) -> None:
+        if self._ended or self._closed.is_set() or self._state in ("reopening", "starting"):
+            return
+        if self._every_frame and self._frame is not None:
+            return  # waiting for the consumer is not a stall
+        if time.monotonic() - self._last_progress > self._config.stall_timeout_s:
+            self._stalls += 1
+            logger.warning(
+                "source %s produced no new frame for %.1fs: reopening", self._config.uri, self._config.stall_timeout_s
+            )
+            self._restart_locked()
+
+    def _restart_locked(self) -> None:
+        self._state = "reopening"
+        self._reopens += 1
+        delay = self._backoff
+        self._backoff = min(self._backoff * 2, self._config.reopen_backoff_max_s)
+        self._start_reader(delay)
+
+    def _start_reader(self, delay: float) -> None:
+        self._generation += 1
+        generation = self._generation
+        self._last_progress = time.monotonic() + delay
+        self._reader = threading.Thread(
+            target=self._read_loop, args=(generation, delay), name=f"capture-{generation}", daemon=True
+        )
+        self._reader.start()
+
+    # -- reader thread ---------------------------------------------------------------------
+    def _current(self, generation: int) -> bool:
+        return generation == self._generation and not self._closed.is_set()
+
+    def _read_loop(self, generation: int, delay: float) -> None:
+        if delay and self._closed.wait(delay):
+            return
+        cap = self._opener(self._config)
+        try:
+            if not cap.isOpened():
+                self._fail(generation, f"cannot open source {self._config.uri!r}")
+                return
+            with self._cond:
+                if not self._current(generation):
+                    return
+                self._state = "running"
+                self._last_progress = time.monotonic()
+            self._pump(generation, cap)
+        finally:
+            cap.release()
+
+    def _pump(self, generation: int, cap: Capture) -> None:
+        fps = cap.get(cv2.CAP_PROP_FPS) or self._config.fps or (1.0 if self._kind == "glob" else 30.0)
+        period = 1.0 / fps if self._finite and not self._every_frame else 0.0
+        next_due = time.monotonic()
+        previous_probe: npt.NDArray[np.uint8] | None = None
+        index = 0
+        while self._current(generation):
+            start = time.monotonic()
+            ok, image = cap.read()
+            decode_s = time.monotonic() - start
+            if not ok or image is None:
+                if self._finite and self._config.loop and index > 0:
+                    cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+                    if self._kind == "glob":
+                        cap = self._replace(cap)
+                    continue
+                if self._finite:
+                    with self._cond:
+                        if self._current(generation):
+                            self._state, self._ended = "ended", True
+                            self._cond.notify_all()
+                    return
+                self._fail(generation, f"source {self._config.uri!r} stopped delivering frames")
+                return
+            # A live camera that was unplugged can hand back the same buffer forever.
+            probe = image[::16, ::16]
+            repeated = not self._finite and previous_probe is not None and np.array_equal(probe, previous_probe)
+            previous_probe = probe.copy()
+            if period:
+                next_due += period
+                wait = next_due - time.monotonic()
+                if wait > 0 and self._closed.wait(wait):
+                    return
+                next_due = max(next_due, time.monotonic() - period)
+            with self._cond:
+                if not self._current(generation):
+                    return
+                while self._every_frame and self._frame is not None and self._current(generation):
+                    self._cond.wait(0.5)
+                    self._last_progress = time.monotonic()
+                if self._frame is not None:
+                    self._dropped += 1
+                self._frame = Frame(image, index, time.monotonic(), decode_s)
+                self._captured += 1
+                if not repeated:
+                    self._last_progress = time.monotonic()
+                    self._backoff = self._config.reopen_backoff_s
+                    self._state = "running"
+                self._cond.notify_all()
+            index += 1
+
+    def _replace(self, cap: Capture) -> Capture:
+        cap.release()
+        return self._opener(self._config)
+
+    def _fail(self, generation: int, message: str) -> None:
+        with self._cond:
+            if not self._current(generation):
+                return
+            self._stalls += 1
+            logger.warning("%s; retrying in %.1fs", message, self._backoff)
+            self._restart_locked()
+            self._cond.notify_all()

@@ -1,0 +1,169 @@
+"""Command line: run, classify, check-config, bench. The only module that configures logging."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any, NoReturn
+
+import numpy as np
+
+from . import __version__
+from .config import Config, load_config
+from .errors import EdgeClassifierError, InputError
+
+logger = logging.getLogger(__name__)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # One line, not argparse's usage block; exit 1 ("other"), as documented.
+        self.exit(1, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _config_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-c", "--config", type=Path, help="YAML configuration file (optional)")
+    p.add_argument("-s", "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key, e.g. --set mqtt.host=broker.local (repeatable)")  # fmt: skip
+    p.add_argument("--model", dest="model_manifest", metavar="MANIFEST", help="same as --set model.manifest=...")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="edge-classifier", description="Classify camera frames with an int8 TFLite model and publish over MQTT."
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = sub.add_parser("run", help="run the daemon")
+    _config_args(run)
+    run.add_argument("--source", help="same as --set source.uri=... (device index, file, URL, glob)")
+    run.add_argument("--device-id", help="same as --set device_id=...")
+
+    classify = sub.add_parser("classify", help="classify image files and print the top-k labels")
+    _config_args(classify)
+    classify.add_argument("images", nargs="+", type=Path)
+    classify.add_argument("--top-k", type=int, default=3)
+    classify.add_argument("--json", action="store_true", help="one JSON object per image, raw output included")
+
+    check = sub.add_parser("check-config", help="validate a configuration file and load its model")
+    check.add_argument("file", type=Path)
+    check.add_argument("-s", "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+
+    bench = sub.add_parser("bench", help="measure latency, throughput, memory and start-up; JSON on stdout")
+    _config_args(bench)
+    bench.add_argument("--float-model", type=Path, help="float32 twin .tflite to compare with")
+    bench.add_argument("--video", type=Path, help="640x480 video for the end-to-end run (default: the sample video)")
+    bench.add_argument("--iterations", type=int, default=300, help="bare-inference iterations")
+    return parser
+
+
+def _load(args: argparse.Namespace) -> Config:
+    overrides = list(getattr(args, "overrides", []))
+    if getattr(args, "model_manifest", None):
+        overrides.append(f"model.manifest={args.model_manifest}")
+    if getattr(args, "source", None) is not None:
+        overrides.append(f"source.uri={args.source}")
+    if getattr(args, "device_id", None):
+        overrides.append(f"device_id={args.device_id}")
+    path = getattr(args, "config", None) or getattr(args, "file", None)
+    return load_config(path, tuple(overrides))
+
+
+def _setup_logging(level: str) -> None:
+    # Under systemd the journal adds its own timestamps.
+    fmt = "%(levelname)s %(name)s: %(message)s"
+    if "JOURNAL_STREAM" not in os.environ:
+        fmt = "%(asctime)s " + fmt
+    logging.basicConfig(level=level.upper(), format=fmt, stream=sys.stderr)
+
+
+def cmd_run(config: Config) -> int:
+    from .daemon import run_service
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: Any) -> None:
+        logger.info("received %s: stopping", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    run_service(config, stop)
+    return 0
+
+
+def cmd_classify(config: Config, images: list[Path], top_k: int, as_json: bool) -> int:
+    from .classifier import read_image_bgr
+    from .daemon import open_classifier
+
+    classifier, model = open_classifier(config.model)
+    failures = 0
+    with classifier:
+        for path in images:
+            try:
+                frame = read_image_bgr(path)
+            except InputError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                failures += 1
+                continue
+            result = classifier.classify(frame)
+            top = result.top_k(classifier.labels, top_k)
+            if as_json:
+                print(json.dumps({
+                    "image": str(path), "label": top[0][0], "score": round(top[0][1], 4),
+                    "top_k": [{"label": n, "score": round(s, 4)} for n, s in top],
+                    "raw": np.asarray(result.raw).tolist(), "model": model.as_dict(),
+                }))  # fmt: skip
+            else:
+                print(f"{path}: " + ", ".join(f"{n} {s:.3f}" for n, s in top))
+    return 1 if failures else 0
+
+
+def cmd_check(config: Config, path: Path) -> int:
+    from .daemon import open_classifier
+
+    classifier, model = open_classifier(config.model)
+    classifier.close()
+    print(f"{path}: OK (device {config.device}, model {model.name} {model.version}, source {config.source.uri!r}, "
+          f"broker {config.mqtt.host}:{config.mqtt.port})")  # fmt: skip
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        config = _load(args)
+        _setup_logging("debug" if args.verbose else config.log_level)
+        if args.command == "run":
+            code = cmd_run(config)
+        elif args.command == "classify":
+            code = cmd_classify(config, args.images, args.top_k, args.json)
+        elif args.command == "check-config":
+            code = cmd_check(config, args.file)
+        else:
+            from .bench import run_bench
+
+            print(json.dumps(run_bench(config, args.float_model, args.video, args.iterations), indent=2))
+            code = 0
+    except EdgeClassifierError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        code = exc.exit_code
+    logging.shutdown()
+    if any(t.name.startswith("capture-") and t.is_alive() for t in threading.enumerate()):
+        # A reader still blocked inside OpenCV would abort the interpreter at exit; leave now.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,96 @@
+"""Assembles the running service from a Config: model, self-test, source, publisher, loop."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from pathlib import Path
+
+from .capture import OpenCVSource, check_source
+from .classifier import Classifier, run_selftest
+from .config import Config, ModelConfig, mqtt_password
+from .errors import ModelError
+from .loop import LoopSettings, run_loop
+from .manifest import read_labels, sha256_file
+from .metrics import Metrics
+from .notify import Notifier
+from .preprocess import Preprocessing
+from .publisher import MqttPublisher
+from .reporting import ModelInfo, Reporter
+from .topics import Topics
+from .voting import Voter
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "fashion-mobilenetv2.json"
+
+
+def default_model_dirs() -> list[Path]:
+    """Where the default model is looked for: the checkout's models/ first, then the installer's place."""
+    return [Path(__file__).resolve().parent.parent / "models", Path("/var/lib/edge-classifier/models")]
+
+
+def default_manifest() -> Path:
+    for folder in default_model_dirs():
+        if (folder / DEFAULT_MODEL).is_file():
+            return folder / DEFAULT_MODEL
+    places = ", ".join(str(d) for d in default_model_dirs())
+    raise ModelError(f"model.manifest not set and the default model {DEFAULT_MODEL} is in none of: {places}")
+
+
+def open_classifier(config: ModelConfig) -> tuple[Classifier, ModelInfo]:
+    """Load the configured model; with a manifest, check its sha256 and run its self-test."""
+    if config.path is not None:
+        assert config.labels is not None  # load_config guarantees it
+        pre = config.preprocessing
+        spec = Preprocessing(pre.color_order, config.crop or "center", pre.interpolation, pre.mean, pre.std)
+        classifier = Classifier(config.path, read_labels(config.labels), spec, pre.output_kind, config.num_threads)
+        return classifier, ModelInfo(config.path.stem, "unversioned", sha256_file(config.path))
+    manifest_path = config.manifest or default_manifest()
+    classifier = Classifier.from_manifest(manifest_path, config.num_threads, crop=config.crop)
+    manifest = classifier.manifest
+    assert manifest is not None
+    if config.selftest:
+        passed = run_selftest(classifier, manifest.selftest)
+        logger.info("model %s %s: self-test passed on %d images", manifest.name, manifest.version, passed)
+    return classifier, ModelInfo(manifest.name, manifest.version, manifest.sha256)
+
+
+def run_service(config: Config, stop: threading.Event) -> str:
+    """Run until stopped or a finite source ends; start-up problems raise EdgeClassifierError."""
+    started = time.monotonic()
+    device_id = config.device
+    topics = Topics(config.mqtt.prefix, device_id)
+    check_source(config.source)
+    with contextlib.ExitStack() as stack:
+        notifier = stack.enter_context(Notifier())
+        classifier, model = open_classifier(config.model)
+        stack.enter_context(classifier)
+        mqtt = config.mqtt
+        publisher = stack.enter_context(
+            MqttPublisher(
+                mqtt.host, mqtt.port, topics.client_id, topics.status,
+                username=mqtt.username, password=mqtt_password(mqtt), tls=mqtt.tls, ca_file=mqtt.ca_file,
+                keepalive_s=mqtt.keepalive_s,
+                reconnect_min_s=mqtt.reconnect_min_s, reconnect_max_s=mqtt.reconnect_max_s,
+            )
+        )  # fmt: skip
+        source = stack.enter_context(OpenCVSource(config.source))
+        stack.callback(notifier.stopping)
+        logger.info(
+            "device %s: %s -> %s %s -> mqtt %s:%d %s/# (start-up %.2fs)",
+            device_id, config.source.uri, model.name, model.version, mqtt.host, mqtt.port, topics.base,
+            time.monotonic() - started,
+        )  # fmt: skip
+        now = time.monotonic()
+        reporter = Reporter(
+            publisher, topics, mqtt.qos, config.result.heartbeat_s,
+            1.0 / mqtt.inference_max_hz if mqtt.publish_inference else None, mqtt.metrics_interval_s, now,
+        )  # fmt: skip
+        return run_loop(
+            LoopSettings(device_id, model, config.result.top_k),
+            source, classifier, publisher, reporter,
+            Voter(config.result.vote_window, config.result.min_score), Metrics(), notifier, stop,
+        )  # fmt: skip

@@ -1,0 +1,34 @@
+"""The project's exception hierarchy; `cli` maps each class to an exit code.
+
+EdgeClassifierError            base of every error the program expects and explains
+├── ConfigError                the configuration is invalid (exit 78, EX_CONFIG)
+├── ModelError                 model file, manifest, labels or self-test are wrong (exit 78)
+└── InputError                 a user-supplied input (image, video, data set, argument) is unusable (exit 1)
+
+Anything else escaping the program is a bug: it crashes with a traceback so that systemd
+restarts the service and the log shows where.
+"""
+
+EX_CONFIG = 78
+
+
+class EdgeClassifierError(Exception):
+    """An expected failure with a message meant for the person running the program."""
+
+    exit_code = 1
+
+
+class ConfigError(EdgeClassifierError):
+    """The configuration names a bad key or value; restarting will not fix it."""
+
+    exit_code = EX_CONFIG
+
+
+class ModelError(EdgeClassifierError):
+    """The model, its manifest, labels or self-test do not check out."""
+
+    exit_code = EX_CONFIG
+
+
+class InputError(EdgeClassifierError):
+    """An image, video, data set or argument given by the user cannot be used."""

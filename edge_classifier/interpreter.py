@@ -1,0 +1,112 @@
+"""TFLite interpreter loading and single-image inference (LiteRT first, tflite-runtime as fallback)."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from .errors import ModelError
+from .quant import SUPPORTED_DTYPES, QuantParams, dequantize
+
+logger = logging.getLogger(__name__)
+
+
+def interpreter_class() -> tuple[Any, str]:
+    """The Interpreter class to use and the package it came from."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+
+        return Interpreter, "ai-edge-litert"
+    except ImportError:
+        pass
+    try:
+        from tflite_runtime.interpreter import Interpreter
+
+        return Interpreter, "tflite-runtime"
+    except ImportError:
+        raise ModelError(
+            "no TFLite interpreter: install ai-edge-litert (or tflite-runtime where LiteRT has no wheel)"
+        ) from None
+
+
+def load_interpreter(model_path: Path, num_threads: int = 1, xnnpack: bool = True) -> Any:
+    """An allocated interpreter for a .tflite file, or ModelError naming what is wrong with it."""
+    cls, package = interpreter_class()
+    if not model_path.is_file():
+        raise ModelError(f"model file {model_path} does not exist")
+    kwargs: dict[str, Any] = {"model_path": str(model_path), "num_threads": num_threads}
+    if not xnnpack:
+        from ai_edge_litert.interpreter import OpResolverType
+
+        kwargs["experimental_op_resolver_type"] = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    try:
+        interpreter = cls(**kwargs)
+        interpreter.allocate_tensors()
+    except (ValueError, RuntimeError) as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"model file {model_path} is not a loadable TFLite model: {first_line}") from None
+    logger.debug("loaded %s with %s (%d threads)", model_path, package, num_threads)
+    return interpreter
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One model input or output: where it lives and how it stores numbers."""
+
+    index: int
+    shape: tuple[int, ...]
+    quant: QuantParams
+
+    @classmethod
+    def from_details(cls, details: dict[str, Any]) -> TensorSpec:
+        quant = QuantParams.from_details(details)
+        if quant.dtype not in SUPPORTED_DTYPES:
+            raise ModelError(f"tensor {details['name']!r} has dtype {quant.dtype}; supported: float32, uint8, int8")
+        if quant.dtype.kind in "iu" and not quant.is_quantized:
+            raise ModelError(f"tensor {details['name']!r} is {quant.dtype} without quantization parameters")
+        return cls(int(details["index"]), tuple(int(d) for d in details["shape"]), quant)
+
+
+def io_specs(interpreter: Any) -> tuple[TensorSpec, TensorSpec]:
+    """The single input and single output of an image classifier."""
+    inputs, outputs = interpreter.get_input_details(), interpreter.get_output_details()
+    if len(inputs) != 1 or len(outputs) != 1:
+        raise ModelError(f"expected 1 input and 1 output tensor, model has {len(inputs)} and {len(outputs)}")
+    return TensorSpec.from_details(inputs[0]), TensorSpec.from_details(outputs[0])
+
+
+def run_raw(
+    interpreter: Any, input_spec: TensorSpec, output_spec: TensorSpec, input_tensor: npt.NDArray[Any]
+) -> npt.NDArray[Any]:
+    """Invoke once and return a copy of the raw (still quantized) output vector."""
+    interpreter.set_tensor(input_spec.index, input_tensor)
+    interpreter.invoke()
+    return np.array(interpreter.get_tensor(output_spec.index)).reshape(-1)
+
+
+def softmax(logits: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    shifted = np.exp(logits - np.max(logits))
+    probabilities: npt.NDArray[np.float32] = (shifted / np.sum(shifted)).astype(np.float32)
+    return probabilities
+
+
+def scores_from_raw(raw: npt.NDArray[Any], output_spec: TensorSpec, logits: bool) -> npt.NDArray[np.float32]:
+    """Dequantized class scores; softmax applied only when the model outputs logits."""
+    real = dequantize(raw, output_spec.quant)
+    return softmax(real) if logits else real
+
+
+def op_counts(interpreter: Any) -> dict[str, int]:
+    """How many times each operator appears in the graph (for the full-int8 and BN-folding checks)."""
+    return dict(Counter(op["op_name"] for op in interpreter._get_ops_details()))
+
+
+def tensor_dtypes(interpreter: Any) -> set[str]:
+    """The dtypes of every tensor in the graph (weights, activations, inputs and outputs)."""
+    return {np.dtype(t["dtype"]).name for t in interpreter.get_tensor_details()}

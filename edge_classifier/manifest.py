@@ -1,0 +1,131 @@
+"""The model manifest (`<name>.json` beside `<name>.tflite`): reading, checking and labels files."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import ModelError
+from .preprocess import Preprocessing
+
+SCHEMA_ID = "edge-classifier/manifest/v1"
+OUTPUT_KINDS = ("probabilities", "logits")
+
+
+@dataclass(frozen=True)
+class SelfTestCase:
+    """An image stored beside the model and the label the model must give it."""
+
+    image: Path
+    label: str
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What the daemon needs from a manifest; the full document stays in `document`."""
+
+    path: Path
+    name: str
+    version: str
+    model_path: Path
+    sha256: str
+    labels: tuple[str, ...]
+    preprocessing: Preprocessing
+    output_kind: str
+    selftest: tuple[SelfTestCase, ...]
+    document: dict[str, Any]
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_labels(path: Path) -> tuple[str, ...]:
+    """One label per line; blank lines are not allowed because they shift every index after them."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise ModelError(f"cannot read labels file {path}: {exc.strerror}") from None
+    labels = tuple(line.strip() for line in lines)
+    if not labels or any(not label for label in labels):
+        raise ModelError(f"labels file {path} is empty or has a blank line")
+    return labels
+
+
+def _field(document: dict[str, Any], dotted: str, kind: type | tuple[type, ...], where: Path) -> Any:
+    value: Any = document
+    for part in dotted.split("."):
+        if not isinstance(value, dict) or part not in value:
+            raise ModelError(f"manifest {where}: missing field {dotted}")
+        value = value[part]
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+        raise ModelError(f"manifest {where}: field {dotted} has the wrong type ({value!r})")
+    return value
+
+
+def load_manifest(path: Path) -> Manifest:
+    """Parse and check a manifest; every problem is a ModelError naming the field."""
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ModelError(f"cannot read manifest {path}: {exc.strerror}") from None
+    except json.JSONDecodeError as exc:
+        raise ModelError(f"manifest {path} is not valid JSON: {exc.msg} at line {exc.lineno}") from None
+    if not isinstance(document, dict):
+        raise ModelError(f"manifest {path} is not a JSON object")
+    if document.get("schema") != SCHEMA_ID:
+        raise ModelError(f"manifest {path}: schema is {document.get('schema')!r}, expected {SCHEMA_ID!r}")
+    base = path.parent
+    labels = tuple(_field(document, "labels", list, path))
+    if not labels or not all(isinstance(label, str) and label for label in labels):
+        raise ModelError(f"manifest {path}: labels must be a non-empty list of non-empty strings")
+    pre = _field(document, "preprocessing", dict, path)
+    try:
+        preprocessing = Preprocessing(
+            color_order=_field(document, "preprocessing.color_order", str, path),
+            crop=_field(document, "preprocessing.crop", str, path),
+            interpolation=_field(document, "preprocessing.interpolation", str, path),
+            mean=tuple(float(v) for v in pre.get("mean", ())),
+            std=tuple(float(v) for v in pre.get("std", ())),
+        )
+    except (ValueError, TypeError) as exc:
+        raise ModelError(f"manifest {path}: preprocessing: {exc}") from None
+    output_kind = _field(document, "output.kind", str, path)
+    if output_kind not in OUTPUT_KINDS:
+        raise ModelError(f"manifest {path}: output.kind is {output_kind!r}, expected one of {OUTPUT_KINDS}")
+    cases = []
+    for i, case in enumerate(document.get("selftest", [])):
+        if not isinstance(case, dict) or case.get("label") not in labels or not isinstance(case.get("image"), str):
+            raise ModelError(f"manifest {path}: selftest[{i}] needs an image path and one of the labels")
+        cases.append(SelfTestCase(base / case["image"], case["label"]))
+    return Manifest(
+        path=path,
+        name=_field(document, "name", str, path),
+        version=_field(document, "version", str, path),
+        model_path=base / _field(document, "model_file", str, path),
+        sha256=_field(document, "sha256", str, path),
+        labels=labels,
+        preprocessing=preprocessing,
+        output_kind=output_kind,
+        selftest=tuple(cases),
+        document=document,
+    )
+
+
+def verify_sha256(manifest: Manifest) -> None:
+    """Refuse a model file that is not the one the manifest describes."""
+    if not manifest.model_path.is_file():
+        raise ModelError(f"model file {manifest.model_path} named by {manifest.path} does not exist")
+    actual = sha256_file(manifest.model_path)
+    if actual != manifest.sha256:
+        raise ModelError(
+            f"model file {manifest.model_path} has sha256 {actual[:12]}..., "
+            f"its manifest says {manifest.sha256[:12]}...: the file was changed or replaced"
+        )

@@ -1,0 +1,1 @@
+"""Workstation-side model build for edge-classifier: train, convert to full int8, evaluate, package."""

@@ -1,0 +1,74 @@
+"""Accuracy, per-class accuracy, confusion matrix and latency of a model on a labelled test set."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from edge_classifier.interpreter import io_specs, load_interpreter, run_raw, scores_from_raw
+from edge_classifier.preprocess import Preprocessing, build_lut
+
+
+def summarize(
+    predicted: npt.NDArray[np.int64], truth: npt.NDArray[np.int64], labels: tuple[str, ...]
+) -> dict[str, Any]:
+    """Accuracy (percent), per-class accuracy and the confusion matrix (rows: truth, columns: predicted)."""
+    n = len(labels)
+    confusion = np.zeros((n, n), dtype=np.int64)
+    np.add.at(confusion, (truth, predicted), 1)
+    per_class = confusion.diagonal() / np.maximum(confusion.sum(axis=1), 1)
+    return {
+        "accuracy": round(100.0 * float(np.mean(predicted == truth)), 2),
+        "per_class_accuracy": {label: round(100.0 * float(a), 2) for label, a in zip(labels, per_class, strict=True)},
+        "confusion_matrix": confusion.tolist(),
+        "images": len(truth),
+    }
+
+
+def percentile_ms(seconds: list[float], q: float) -> float:
+    return round(1000.0 * float(np.percentile(seconds, q)), 3)
+
+
+def evaluate_tflite(
+    tflite_path: Path,
+    pixels: npt.NDArray[np.uint8],
+    truth: npt.NDArray[np.int64],
+    labels: tuple[str, ...],
+    spec: Preprocessing,
+    num_threads: int = 1,
+    xnnpack: bool = True,
+) -> tuple[dict[str, Any], npt.NDArray[Any]]:
+    """Run every image through the runtime interpreter one at a time, as the daemon does.
+
+    Returns the summary (with single-image latency) and the raw output vectors.
+    """
+    interpreter = load_interpreter(tflite_path, num_threads=num_threads, xnnpack=xnnpack)
+    input_spec, output_spec = io_specs(interpreter)
+    lut = build_lut(spec, input_spec.quant)
+    raw_outputs = np.empty((len(truth), output_spec.shape[-1]), dtype=output_spec.quant.dtype)
+    latencies = []
+    for i, image in enumerate(pixels):
+        # Same table lookup as the daemon's Preprocessor: pixel -> normalized -> quantized.
+        tensor = np.take_along_axis(lut[0], image.reshape(-1, spec.channels).astype(np.intp), axis=0)
+        tensor = tensor.reshape(input_spec.shape)
+        start = time.perf_counter()
+        raw_outputs[i] = run_raw(interpreter, input_spec, output_spec, tensor)
+        latencies.append(time.perf_counter() - start)
+    predicted = np.array([int(np.argmax(scores_from_raw(r, output_spec, logits=False))) for r in raw_outputs])
+    summary = summarize(predicted, truth, labels)
+    summary["latency_ms"] = {
+        "p50": percentile_ms(latencies, 50),
+        "p95": percentile_ms(latencies, 95),
+        "threads": num_threads,
+    }
+    return summary, raw_outputs
+
+
+def evaluate_keras(model: Any, dataset: Any, truth: npt.NDArray[np.int64], labels: tuple[str, ...]) -> dict[str, Any]:
+    """Accuracy of the float Keras model on an already batched, normalized dataset."""
+    probabilities = model.predict(dataset, verbose=0)
+    return summarize(np.argmax(probabilities, axis=1), truth, labels)

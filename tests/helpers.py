@@ -1,0 +1,151 @@
+"""Real services for tests: a mosquitto broker, a paho subscriber, the daemon as a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+
+ROOT = Path(__file__).resolve().parent.parent
+MODELS = ROOT / "models"
+DEFAULT_MANIFEST = MODELS / "fashion-mobilenetv2.json"
+SAMPLE_VIDEO = MODELS / "sample" / "garments.mp4"
+SCHEMAS = ROOT / "edge_classifier" / "schemas"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Broker:
+    """mosquitto on 127.0.0.1:PORT with its own config; start() returns once it says it is running."""
+
+    def __init__(self, workdir: Path, port: int | None = None):
+        self.port = port or free_port()
+        self.config = workdir / f"mosquitto-{self.port}.conf"
+        self.config.write_text(
+            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest stderr\nlog_type all\n"
+        )
+        self.proc: subprocess.Popen[str] | None = None
+
+    def start(self, timeout: float = 10.0) -> Broker:
+        binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        self.proc = subprocess.Popen([binary, "-c", str(self.config)], stderr=subprocess.PIPE, text=True)
+        line = wait_for_line(self.proc, lambda text: " running" in text, timeout)
+        assert line, "mosquitto did not report it was running"
+        threading.Thread(target=_drain, args=(self.proc.stderr,), daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+        self.proc = None
+
+
+def _drain(stream: Any) -> None:
+    for _ in stream:
+        pass
+
+
+def wait_for_line(proc: subprocess.Popen[str], predicate: Any, timeout: float) -> str | None:
+    """Read the process's stderr until a line matches; None on timeout or exit."""
+    found: queue.Queue[str | None] = queue.Queue()
+
+    def reader() -> None:
+        assert proc.stderr is not None
+        for text in proc.stderr:
+            if predicate(text):
+                found.put(text)
+                return
+        found.put(None)
+
+    threading.Thread(target=reader, daemon=True).start()
+    try:
+        return found.get(timeout=timeout)
+    except queue.Empty:
+        return None
+
+
+@dataclass(frozen=True)
+class Message:
+    topic: str
+    payload: str
+    retain: bool
+
+    def json(self) -> Any:
+        return json.loads(self.payload)
+
+
+class Subscriber:
+    """A paho client collecting every message under a topic filter into a queue."""
+
+    def __init__(self, port: int, topic: str = "#"):
+        self.messages: queue.Queue[Message] = queue.Queue()
+        self.seen: list[Message] = []
+        subscribed = threading.Event()
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"test-sub-{port}-{id(self)}")
+        self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(topic, qos=1)
+        self.client.on_subscribe = lambda c, u, mid, rcs, p: subscribed.set()
+        self.client.on_message = lambda c, u, m: self.messages.put(Message(m.topic, m.payload.decode(), bool(m.retain)))
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+        assert subscribed.wait(10), "test subscriber could not subscribe"
+
+    def wait_for(self, predicate: Any, timeout: float = 30.0) -> Message:
+        """The first new message matching predicate(message); fails after `timeout`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"no matching message within {timeout}s; last: {self.seen[-3:]}")
+            try:
+                message = self.messages.get(timeout=remaining)
+            except queue.Empty:
+                continue
+            self.seen.append(message)
+            if predicate(message):
+                return message
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def start_daemon(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    """`edge-classifier run ARGS` as a child process with its stderr piped."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "edge_classifier.cli", "run", *args],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "edge_classifier.cli", *args],
+        capture_output=True, text=True, cwd=ROOT, timeout=timeout,
+    )  # fmt: skip
+
+
+def stop(proc: subprocess.Popen[str], sig: int = signal.SIGTERM, timeout: float = 10.0) -> int:
+    if proc.poll() is None:
+        proc.send_signal(sig)
+    return proc.wait(timeout)
