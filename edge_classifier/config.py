@@ -88,6 +88,8 @@ class MqttConfig:
     ca_file: Path | None = None
     prefix: str = "edge-classifier"
     keepalive_s: int = field(default=30, metadata=_limits(5, 3600))
+    # At start-up, wait this long for the broker before classifying, so first results are not lost.
+    connect_wait_s: float = field(default=2.0, metadata=_limits(0.0, 600))
     reconnect_min_s: float = field(default=1.0, metadata=_limits(0.1, 3600))
     reconnect_max_s: float = field(default=60.0, metadata=_limits(0.1, 3600))
     qos: int = field(default=1, metadata=_limits(0, 1))

@@ -77,6 +77,8 @@ def run_service(config: Config, stop: threading.Event) -> str:
                 reconnect_min_s=mqtt.reconnect_min_s, reconnect_max_s=mqtt.reconnect_max_s,
             )
         )  # fmt: skip
+        if not publisher.wait_connected(mqtt.connect_wait_s):
+            logger.warning("broker %s:%d not reachable yet; classifying anyway and retrying", mqtt.host, mqtt.port)
         source = stack.enter_context(OpenCVSource(config.source))
         stack.callback(notifier.stopping)
         logger.info(

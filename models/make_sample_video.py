@@ -20,8 +20,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from ecbuild.data import FASHION_DIR, load_fashion_mnist
 
+from ecbuild.data import FASHION_DIR, load_fashion_mnist
 from edge_classifier.classifier import Classifier
 
 MODELS = Path(__file__).resolve().parent

@@ -126,16 +126,61 @@ class Subscriber:
         self.client.loop_stop()
 
 
-def start_daemon(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    """`edge-classifier run ARGS` as a child process with its stderr piped."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "edge_classifier.cli", "run", *args],
-        stderr=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        text=True,
-        cwd=ROOT,
-        env={**os.environ, **(env or {})},
-    )
+class Daemon:
+    """`edge-classifier run ARGS` as a child process; its log lines are always drained into a queue."""
+
+    def __init__(self, *args: str, env: dict[str, str] | None = None):
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "edge_classifier.cli", "run", *args],
+            stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            text=True,
+            cwd=ROOT,
+            env={**os.environ, **(env or {})},
+        )
+        self.lines: list[str] = []
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._drain, daemon=True).start()
+
+    def _drain(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.lines.append(line)
+            self._queue.put(line)
+        self._queue.put(None)
+
+    def wait_for_line(self, predicate: Any, timeout: float = 60.0) -> str:
+        """The first not yet seen log line matching predicate; fails on timeout or exit."""
+        deadline = time.monotonic() + timeout
+        while (remaining := deadline - time.monotonic()) > 0:
+            try:
+                line = self._queue.get(timeout=remaining)
+            except queue.Empty:
+                break
+            if line is None:
+                raise AssertionError(f"daemon exited ({self.proc.wait()}): {''.join(self.lines[-5:])}")
+            if predicate(line):
+                return line
+        raise AssertionError(f"no matching log line within {timeout}s: {''.join(self.lines[-5:])}")
+
+    def wait(self, timeout: float) -> int:
+        return self.proc.wait(timeout)
+
+    def poll(self) -> int | None:
+        return self.proc.poll()
+
+    @property
+    def log(self) -> str:
+        return "".join(self.lines)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        return self.proc.wait(timeout)
+
+
+def start_daemon(*args: str, env: dict[str, str] | None = None) -> Daemon:
+    return Daemon(*args, env=env)
 
 
 def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -143,9 +188,3 @@ def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str
         [sys.executable, "-m", "edge_classifier.cli", *args],
         capture_output=True, text=True, cwd=ROOT, timeout=timeout,
     )  # fmt: skip
-
-
-def stop(proc: subprocess.Popen[str], sig: int = signal.SIGTERM, timeout: float = 10.0) -> int:
-    if proc.poll() is None:
-        proc.send_signal(sig)
-    return proc.wait(timeout)

@@ -39,6 +39,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     t.add_argument("--label-smoothing", type=float, default=0.1)
     t.add_argument("--dropout", type=float, default=0.2)
     t.add_argument("--no-augment", action="store_true", help="no random flips and shifts")
+    t.add_argument("--bn-momentum", type=float, help="batch-norm moving-average momentum (short runs: 0.9)")
     t.add_argument("--seed", type=int, default=1)
     o = p.add_argument_group("output")
     o.add_argument("--name", default="fashion-mobilenetv2")
@@ -76,6 +77,7 @@ def build(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
         weights=args.weights,
         seed=args.seed,
         augment=not args.no_augment,
+        bn_momentum=args.bn_momentum,
     )
     check_options(options)
     spec = Preprocessing(color_order="RGB", crop="center", interpolation="area")

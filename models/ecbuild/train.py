@@ -37,6 +37,7 @@ class TrainOptions:
     weights: str  # "none", "imagenet" or a path to a .h5/.keras weights file
     seed: int
     augment: bool = True
+    bn_momentum: float | None = None  # None: Keras' 0.999, too slow for runs of a few dozen steps
 
 
 def check_options(options: TrainOptions) -> None:
@@ -45,6 +46,8 @@ def check_options(options: TrainOptions) -> None:
         raise InputError(f"--resolution {options.resolution} is below MobileNetV2's minimum of {MIN_RESOLUTION}")
     if options.alpha <= 0:
         raise InputError(f"--alpha {options.alpha} must be positive")
+    if options.bn_momentum is not None and not 0 < options.bn_momentum < 1:
+        raise InputError(f"--bn-momentum {options.bn_momentum} must be between 0 and 1")
     if options.weights == "imagenet":
         if options.alpha not in IMAGENET_ALPHAS or options.resolution not in IMAGENET_RESOLUTIONS:
             raise InputError(
@@ -66,6 +69,10 @@ def build_model(options: TrainOptions, num_classes: int, channels: int) -> keras
         weights="imagenet" if options.weights == "imagenet" else None,
         pooling="avg",
     )
+    if options.bn_momentum is not None:
+        for layer in backbone.layers:
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.momentum = options.bn_momentum
     inputs = keras.Input(shape=shape, name="image")
     features = backbone(inputs)
     features = keras.layers.Dropout(options.dropout, name="dropout")(features)

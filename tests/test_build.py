@@ -1,0 +1,95 @@
+"""The workstation build: a smoke build that must come out full int8, and one-line errors for bad input."""
+
+import json
+import subprocess
+import sys
+
+import cv2
+import jsonschema
+import numpy as np
+import pytest
+
+from edge_classifier.interpreter import load_interpreter, op_counts, tensor_dtypes
+from helpers import MODELS, SCHEMAS
+
+BUILD = [sys.executable, str(MODELS / "build.py")]
+tensorflow = pytest.importorskip("tensorflow", reason="the build extra (TensorFlow) is not installed")
+
+
+def build(*args, timeout=600):
+    return subprocess.run([*BUILD, "--quiet", *args], capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.slow
+@pytest.mark.build
+def test_smoke_build_is_full_int8_valid_and_better_than_chance(tmp_path):
+    """A short build on 4,000 images writes a full-int8 model whose manifest validates and beats chance."""
+    out = build("--train-limit", "4000", "--test-limit", "1000", "--epochs", "2", "--resolution", "32",
+                "--bn-momentum", "0.9", "--name", "smoke", "--output-dir", str(tmp_path))  # fmt: skip
+    assert 0 == out.returncode, out.stderr[-2000:]
+    document = json.loads((tmp_path / "smoke.json").read_text())
+    jsonschema.validate(document, json.loads((SCHEMAS / "manifest.schema.json").read_text()))
+    interpreter = load_interpreter(tmp_path / "smoke.tflite")
+    io = [d["dtype"] for d in (*interpreter.get_input_details(), *interpreter.get_output_details())]
+    ops = op_counts(interpreter)
+    assert (set(), [np.int8, np.int8]) == (tensor_dtypes(interpreter) - {"int8", "int32"}, io)
+    assert ([], ops) == ([op for op in ops if op in ("QUANTIZE", "DEQUANTIZE", "MUL")], document["build"]["op_counts"])
+    assert (1000, True) == (document["metrics"]["int8"]["images"], document["metrics"]["int8_accuracy"] > 20.0)
+
+
+def write_image_folder(root, classes, per_class, empty=()):
+    rng = np.random.default_rng(0)
+    for index, name in enumerate(classes):
+        folder = root / name
+        folder.mkdir(parents=True)
+        for i in range(0 if name in empty else per_class):
+            image = np.full((40, 60, 3), 40 * index, dtype=np.uint8) + rng.integers(0, 20, (40, 60, 3), dtype=np.uint8)
+            cv2.imwrite(str(folder / f"{i}.png"), image)
+
+
+@pytest.mark.slow
+@pytest.mark.build
+def test_image_folder_build_learns_distinct_classes(tmp_path):
+    """A shop's DIR/<label>/*.png folder builds a model with those labels and a seeded split."""
+    write_image_folder(tmp_path / "photos", ["coat", "dress", "shoe"], 30)
+    out = build("--image-dir", str(tmp_path / "photos"), "--epochs", "3", "--resolution", "32", "--bn-momentum", "0.5",
+                "--batch-size", "16", "--name", "shop", "--output-dir", str(tmp_path / "out"))  # fmt: skip
+    assert 0 == out.returncode, out.stderr[-2000:]
+    document = json.loads((tmp_path / "out" / "shop.json").read_text())
+    assert (["coat", "dress", "shoe"], 18) == (document["labels"], document["metrics"]["int8"]["images"])
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--data-dir", "{tmp}/nowhere"], "error: Fashion-MNIST files missing from {tmp}/nowhere: "
+         "train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz; "
+         "install them with 'apt-get install dataset-fashion-mnist' or pass --data-dir"),
+        (["--weights", "resnet"], "error: --weights 'resnet' is neither 'none', 'imagenet' nor an existing weights file"),
+        (["--resolution", "24"], "error: --resolution 24 is below MobileNetV2's minimum of 32"),
+        (["--weights", "imagenet", "--resolution", "64"], "error: --weights imagenet exists only for alpha in "
+         "(0.35, 0.5, 0.75, 1.0, 1.3, 1.4) and resolution in (96, 128, 160, 192, 224), not alpha 0.35 at 64"),
+        (["--image-dir", "{tmp}/photos"], "error: class folder {tmp}/photos/dress has 0 images; each class needs at least 2"),
+        (["--epochs", "0"], "build.py: error: --epochs must be at least 1"),
+    ],
+)  # fmt: skip
+def test_bad_build_input_is_one_line_and_nonzero(tmp_path, args, message):
+    """Missing data, an empty class, unknown weights or a too-small resolution: one error line, non-zero exit."""
+    write_image_folder(tmp_path / "photos", ["coat", "dress"], 3, empty=("dress",))
+    out = build(*[a.format(tmp=tmp_path) for a in args], "--output-dir", str(tmp_path / "out"))
+    last = out.stderr.strip().splitlines()[-1]
+    assert (True, message.format(tmp=tmp_path), False) == (out.returncode != 0, last, "Traceback" in out.stderr)
+
+
+def test_corrupt_idx_file_is_named(tmp_path):
+    """A truncated Fashion-MNIST file is reported by name, not as a numpy reshape error."""
+    from ecbuild.data import FASHION_DIR, load_fashion_mnist
+    from edge_classifier.errors import InputError
+
+    if not FASHION_DIR.is_dir():
+        pytest.skip("needs Debian's dataset-fashion-mnist")
+    for name in FASHION_DIR.iterdir():
+        (tmp_path / name.name).write_bytes(name.read_bytes())
+    (tmp_path / "t10k-labels-idx1-ubyte.gz").write_bytes(b"\x1f\x8b broken")
+    with pytest.raises(InputError, match="t10k-labels-idx1-ubyte.gz is not a readable gzip file"):
+        load_fashion_mnist(tmp_path)

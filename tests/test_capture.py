@@ -1,0 +1,167 @@
+"""Frame sources: real video files written with OpenCV, and a fake capture for stalls."""
+
+import threading
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from edge_classifier.capture import OpenCVSource, check_source, source_kind
+from edge_classifier.config import SourceConfig
+from edge_classifier.errors import InputError
+
+
+def write_video(path, frames=20, fps=20.0, size=(160, 120)):
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+    for i in range(frames):
+        writer.write(np.full((size[1], size[0], 3), (i * 10) % 256, dtype=np.uint8))
+    writer.release()
+    return path
+
+
+def drain(source, limit=1000):
+    frames = []
+    while not source.ended and len(frames) < limit:
+        frame = source.get(5.0)
+        if frame is not None:
+            frames.append(frame)
+    return frames
+
+
+@pytest.mark.parametrize(
+    ("uri", "kind"),
+    [(0, "device"), ("2", "device"), ("/dev/video1", "device"), ("rtsp://cam/stream", "stream"),
+     ("v4l2src ! videoconvert ! appsink", "gstreamer"), ("shots/*.jpg", "glob"), ("clip.mp4", "file")],
+)  # fmt: skip
+def test_source_kind_from_uri(uri, kind):
+    """The URI alone decides how a source is opened."""
+    assert kind == source_kind(uri)
+
+
+def test_file_at_max_rate_delivers_every_frame(tmp_path):
+    """file_rate=max hands over every frame in order, none dropped."""
+    video = write_video(tmp_path / "v.mp4", frames=30)
+    with OpenCVSource(SourceConfig(uri=str(video), file_rate="max")) as source:
+        frames = drain(source)
+        stats = source.stats()
+    assert (list(range(30)), 0, "ended") == ([f.index for f in frames], stats.frames_dropped, stats.state)
+
+
+def test_slow_consumer_gets_freshest_frame_and_drops_are_counted(tmp_path):
+    """At native rate a consumer that holds back finds only the newest frame; the rest count as dropped."""
+    video = write_video(tmp_path / "v.mp4", frames=10, fps=100.0)
+    with OpenCVSource(SourceConfig(uri=str(video), file_rate="native")) as source:
+        while not source.ended and source.stats().frames_captured < 10:
+            threading.Event().wait(0.05)  # the consumer is busy elsewhere; frames keep arriving
+        frame = source.get(1.0)
+        stats = source.stats()
+    assert (9, 9) == (frame.index, stats.frames_dropped)
+
+
+def test_looping_file_restarts_from_the_first_frame(tmp_path):
+    """loop=true plays the file again after its last frame."""
+    video = write_video(tmp_path / "v.mp4", frames=5)
+    with OpenCVSource(SourceConfig(uri=str(video), file_rate="max", loop=True)) as source:
+        frames = [source.get(5.0) for _ in range(12)]
+    assert [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11] == [f.index for f in frames]
+    assert frames[0].image_bgr.mean() == pytest.approx(frames[5].image_bgr.mean(), abs=2)
+
+
+def test_image_glob_is_a_finite_source(tmp_path):
+    """A glob of images plays them in sorted order, skipping unreadable files."""
+    for i in range(3):
+        cv2.imwrite(str(tmp_path / f"{i}.png"), np.full((10, 10, 3), i * 50, dtype=np.uint8))
+    (tmp_path / "3.png").write_text("not an image")
+    with OpenCVSource(SourceConfig(uri=str(tmp_path / "*.png"), file_rate="max")) as source:
+        means = [round(float(f.image_bgr.mean())) for f in drain(source)]
+    assert [0, 50, 100] == means
+
+
+def test_missing_file_is_refused_at_start(tmp_path):
+    """A video file that does not exist is an InputError, not an endless reopen loop."""
+    with pytest.raises(InputError, match="video file .*missing.mp4' does not exist"):
+        check_source(SourceConfig(uri=str(tmp_path / "missing.mp4")))
+
+
+class BlockingCapture:
+    """Delivers `frames` distinct frames, then blocks in read() until released (an unplugged camera)."""
+
+    def __init__(self, frames, release_event, repeat_last=False):
+        self.frames = frames
+        self.release_event = release_event
+        self.repeat_last = repeat_last
+        self.count = 0
+
+    def isOpened(self):  # noqa: N802
+        return True
+
+    def read(self):
+        if self.count >= self.frames:
+            if self.repeat_last:
+                return True, np.full((4, 4, 3), self.frames - 1, dtype=np.uint8)
+            self.release_event.wait()
+            return False, None
+        self.count += 1
+        return True, np.full((4, 4, 3), self.count, dtype=np.uint8)
+
+    def get(self, prop):
+        return 0.0
+
+    def set(self, prop, value):
+        return True
+
+    def release(self):
+        pass
+
+
+@pytest.mark.parametrize("repeat_last", [False, True], ids=["read-blocks", "same-frame-forever"])
+def test_stalled_camera_is_detected_and_reopened(repeat_last):
+    """A camera whose read() hangs, or repeats one frame, is reopened and frames flow again."""
+    release = threading.Event()
+    opened = []
+
+    def opener(config):
+        opened.append(BlockingCapture(3, release, repeat_last))
+        return opened[-1]
+
+    config = SourceConfig(uri=0, stall_timeout_s=0.3, reopen_backoff_s=0.05, reopen_backoff_max_s=0.1)
+    source = OpenCVSource(config, opener=opener)
+    try:
+        deadline = time.monotonic() + 20
+        while source.stats().stalls == 0 and time.monotonic() < deadline:
+            source.get(0.5)
+        captured_at_stall = source.stats().frames_captured
+        # An abandoned reader can no longer deliver, so any new frame comes from the reopened capture.
+        while source.stats().frames_captured <= captured_at_stall and time.monotonic() < deadline:
+            source.get(0.5)
+        stats = source.stats()
+    finally:
+        release.set()
+        source.close()
+    assert (True, True, True) == (stats.stalls >= 1, stats.frames_captured > captured_at_stall, len(opened) >= 2)
+
+
+def test_camera_that_cannot_be_opened_is_retried_with_backoff():
+    """A device that fails to open is retried with growing delays; the source never raises."""
+    attempts = []
+    done = threading.Event()
+
+    class Closed:
+        def isOpened(self):  # noqa: N802
+            attempts.append(1)
+            if len(attempts) >= 3:
+                done.set()
+            return False
+
+        def release(self):
+            pass
+
+    config = SourceConfig(uri=0, reopen_backoff_s=0.01, reopen_backoff_max_s=0.02)
+    source = OpenCVSource(config, opener=lambda c: Closed())
+    try:
+        assert True == done.wait(10)
+        stats = source.stats()
+    finally:
+        source.close()
+    assert (True, "reopening") == (stats.reopens >= 2, stats.state)
