@@ -1,0 +1,139 @@
+"""The command line: classify, check-config, refusal of bad models and arguments, exit codes."""
+
+import json
+import shutil
+
+import pytest
+
+from helpers import DEFAULT_MANIFEST, ROOT, run_cli
+
+MANIFEST = json.loads(DEFAULT_MANIFEST.read_text())
+SELFTEST = [(DEFAULT_MANIFEST.parent / case["image"], case["label"]) for case in MANIFEST["selftest"]]
+
+
+def copy_model(tmp_path):
+    """The default model's files copied to tmp_path, returning the copied manifest's path."""
+    stem = DEFAULT_MANIFEST.stem
+    for suffix in (".json", ".tflite", ".labels.txt"):
+        shutil.copy(DEFAULT_MANIFEST.with_name(stem + suffix), tmp_path / (stem + suffix))
+    shutil.copytree(DEFAULT_MANIFEST.with_name(stem + ".selftest"), tmp_path / (stem + ".selftest"))
+    return tmp_path / (stem + ".json")
+
+
+def test_version():
+    """--version prints the package version."""
+    from edge_classifier import __version__
+
+    assert f"edge-classifier {__version__}\n" == run_cli("--version").stdout
+
+
+def test_classify_gives_each_selftest_image_its_label():
+    """classify --json on the self-test images returns their expected labels and raw int8 outputs."""
+    out = run_cli("classify", "--json", *[str(path) for path, _ in SELFTEST])
+    rows = [json.loads(line) for line in out.stdout.splitlines()]
+    assert (0, [label for _, label in SELFTEST]) == (out.returncode, [row["label"] for row in rows])
+    assert [case["output_raw"] for case in MANIFEST["selftest"]] == [row["raw"] for row in rows]
+
+
+def test_classify_plain_output_lists_top_k():
+    """The human-readable form shows the path and top-k labels with scores."""
+    path, label = SELFTEST[0]
+    out = run_cli("classify", "--top-k", "2", str(path))
+    assert (0, f"{path}: {label} ") == (out.returncode, out.stdout[: len(str(path)) + len(label) + 3])
+
+
+def test_classify_unreadable_image_is_one_line_and_exit_1(tmp_path):
+    """A file that is not an image gives one error line and exit 1; the good image is still classified."""
+    bad = tmp_path / "bad.png"
+    bad.write_text("not an image")
+    out = run_cli("classify", str(SELFTEST[0][0]), str(bad))
+    assert (1, f"error: image {bad} is not a readable image\n", 1) == (
+        out.returncode, out.stderr.splitlines(keepends=True)[-1], len(out.stdout.splitlines()))  # fmt: skip
+
+
+def test_changed_model_file_is_refused_with_exit_78(tmp_path):
+    """A .tflite whose sha256 differs from its manifest is refused before loading (exit 78)."""
+    manifest = copy_model(tmp_path)
+    model = manifest.with_suffix(".tflite")
+    data = bytearray(model.read_bytes())
+    data[-1] ^= 0xFF
+    model.write_bytes(bytes(data))
+    out = run_cli("classify", "--model", str(manifest), str(SELFTEST[0][0]))
+    assert (78, True) == (out.returncode, "the file was changed or replaced" in out.stderr.splitlines()[-1])
+
+
+def test_failing_selftest_is_refused_with_exit_78(tmp_path):
+    """A self-test image that does not get its label stops start-up (exit 78) naming the image."""
+    manifest = copy_model(tmp_path)
+    document = json.loads(manifest.read_text())
+    case = document["selftest"][0]
+    case["label"] = next(label for label in document["labels"] if label != case["label"])
+    manifest.write_text(json.dumps(document))
+    out = run_cli("check-config", str(ROOT / "deploy" / "config.example.yaml"), "--set", f"model.manifest={manifest}")
+    assert (78, True) == (out.returncode, out.stderr.splitlines()[-1].startswith("error: model self-test failed on 1/"))
+
+
+def test_garbage_model_file_is_a_model_error(tmp_path):
+    """A .tflite that is not a model gives a one-line ModelError (exit 78), no traceback."""
+    model = tmp_path / "m.tflite"
+    model.write_bytes(b"\x00" * 64)
+    labels = tmp_path / "labels.txt"
+    labels.write_text("a\nb\n")
+    out = run_cli("classify", "--set", f"model.path={model}", "--set", f"model.labels={labels}", str(SELFTEST[0][0]))
+    assert (78, 1, True) == (out.returncode, len(out.stderr.strip().splitlines()[-1:]), "Traceback" not in out.stderr)
+    assert out.stderr.strip().splitlines()[-1].startswith(f"error: model file {model} is not a loadable TFLite model")
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda d: d.pop("sha256"), "missing field sha256"),
+        (lambda d: d.update(schema="other/v9"), "schema is 'other/v9'"),
+        (lambda d: d["output"].update(kind="odds"), "output.kind is 'odds'"),
+        (lambda d: d["preprocessing"].update(crop="zoom"), "preprocessing: crop must be one of center, squash"),
+    ],
+)
+def test_bad_manifest_names_the_field(tmp_path, edit, message):
+    """A manifest with a missing or bad field is refused with a message naming that field."""
+    manifest = copy_model(tmp_path)
+    document = json.loads(manifest.read_text())
+    edit(document)
+    manifest.write_text(json.dumps(document))
+    out = run_cli("classify", "--model", str(manifest), str(SELFTEST[0][0]))
+    assert (78, True) == (out.returncode, message in out.stderr.splitlines()[-1]), out.stderr
+
+
+def test_model_without_manifest_runs_with_explicit_config(tmp_path):
+    """A bare .tflite plus labels file and preprocessing in config classifies like the manifest does."""
+    manifest = copy_model(tmp_path)
+    labels = manifest.with_name(manifest.stem + ".labels.txt")
+    out = run_cli("classify", "--top-k", "1", "--set", f"model.path={manifest.with_suffix('.tflite')}",
+                  "--set", f"model.labels={labels}", str(SELFTEST[0][0]))  # fmt: skip
+    assert (0, SELFTEST[0][1]) == (out.returncode, out.stdout.split(": ", 1)[1].rsplit(" ", 1)[0])
+
+
+def test_check_config_accepts_the_example():
+    """check-config on the example file loads the model and says OK."""
+    out = run_cli("check-config", str(ROOT / "deploy" / "config.example.yaml"))
+    assert (0, True) == (out.returncode, out.stdout.endswith("broker localhost:1883)\n"))
+
+
+def test_check_config_rejects_a_bad_file_with_exit_78(tmp_path):
+    """A bad key is one line on stderr and exit 78."""
+    bad = tmp_path / "c.yaml"
+    bad.write_text("mqtt:\n  port: nope\n")
+    out = run_cli("check-config", str(bad))
+    assert (78, "error: mqtt.port: expected an integer from 1 to 65535, got 'nope'\n") == (out.returncode, out.stderr)
+
+
+def test_unknown_command_line_option_is_one_line_and_exit_1():
+    """argparse errors are a single line, not a usage block, and exit 1."""
+    out = run_cli("run", "--no-such-flag")
+    assert (1, 1) == (out.returncode, len(out.stderr.splitlines()))
+
+
+def test_run_with_missing_video_is_refused(tmp_path):
+    """A video file that does not exist stops the daemon at once with a one-line error (exit 1)."""
+    out = run_cli("run", "--source", str(tmp_path / "nope.mp4"), "--set", "mqtt.connect_wait_s=0")
+    assert (1, f"error: source.uri: video file '{tmp_path / 'nope.mp4'}' does not exist\n") == (
+        out.returncode, out.stderr.splitlines(keepends=True)[-1])  # fmt: skip
