@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .config import SourceConfig
-from .errors import InputError
+from .errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -135,12 +135,15 @@ def open_capture(config: SourceConfig) -> Capture:
 
 
 def check_source(config: SourceConfig) -> None:
-    """Refuse at start-up a file or glob that cannot exist later (a camera may be plugged in later)."""
+    """Refuse at start-up a file or glob that does not exist (a camera, unlike them, may be plugged in later).
+
+    A ConfigError (exit 78): restarting the service will not make the file appear.
+    """
     kind = source_kind(config.uri)
     if kind == "file" and not Path(str(config.uri)).is_file():
-        raise InputError(f"source.uri: video file {config.uri!r} does not exist")
+        raise ConfigError(f"source.uri: video file {config.uri!r} does not exist")
     if kind == "glob" and not glob.glob(str(config.uri)):
-        raise InputError(f"source.uri: no image matches {config.uri!r}")
+        raise ConfigError(f"source.uri: no image matches {config.uri!r}")
 
 
 class OpenCVSource:

@@ -13,7 +13,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .errors import InputError, ModelError
-from .interpreter import TensorSpec, io_specs, load_interpreter, run_raw, scores_from_raw
+from .interpreter import io_specs, load_interpreter, run_raw, scores_from_raw
 from .manifest import Manifest, SelfTestCase, load_manifest, verify_sha256
 from .preprocess import Preprocessing, Preprocessor
 
@@ -65,10 +65,6 @@ class Classifier:
         verify_sha256(manifest)
         spec = manifest.preprocessing if crop is None else replace(manifest.preprocessing, crop=crop)
         return cls(manifest.model_path, manifest.labels, spec, manifest.output_kind, num_threads, manifest)
-
-    @property
-    def input(self) -> TensorSpec:
-        return self.input_spec
 
     def classify(self, frame_bgr: npt.NDArray[np.uint8]) -> Classification:
         t0 = time.perf_counter()

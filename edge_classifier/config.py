@@ -274,7 +274,8 @@ def mqtt_password(config: MqttConfig) -> str | None:
     for candidate in candidates:
         if candidate and candidate.is_file():
             try:
-                return candidate.read_text(encoding="utf-8").strip()
+                # An empty file (the installer creates one) means: no password.
+                return candidate.read_text(encoding="utf-8").strip() or None
             except OSError as exc:
                 raise ConfigError(f"mqtt.password_file: cannot read {candidate}: {exc.strerror}") from None
     if config.password_file:

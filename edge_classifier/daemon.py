@@ -28,8 +28,10 @@ DEFAULT_MODEL = "fashion-mobilenetv2.json"
 
 
 def default_model_dirs() -> list[Path]:
-    """Where the default model is looked for: the checkout's models/ first, then the installer's place."""
-    return [Path(__file__).resolve().parent.parent / "models", Path("/var/lib/edge-classifier/models")]
+    """Where the default model is looked for: a source checkout's models/, then the installer's place."""
+    checkout = Path(__file__).resolve().parent.parent
+    dirs = [checkout / "models"] if (checkout / "pyproject.toml").is_file() else []
+    return [*dirs, Path("/var/lib/edge-classifier/models")]
 
 
 def default_manifest() -> Path:

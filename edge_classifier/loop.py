@@ -77,9 +77,10 @@ def run_loop(
                 payload = reporter.result(fields, now)
                 if changed:
                     logger.info("stable label: %s (%.2f) seq %d", voter.label, voter.score, payload["seq"])
-            reporter.inference(
-                {**fields, "label": top[0][0], "score": top[0][1], "model": settings.model.as_dict()}, now
-            )
+            if reporter.inference_due(now):
+                reporter.inference(
+                    {**fields, "label": top[0][0], "score": top[0][1], "model": settings.model.as_dict()}, now
+                )
             timing["publish"] = 1000 * (clock() - now)
             metrics.record(timing, frame_age_ms)
             if not ready:

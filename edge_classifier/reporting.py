@@ -114,8 +114,12 @@ class Reporter:
         if self._last_result is not None:
             self._send_result(self._last_result)
 
+    def inference_due(self, now: float) -> bool:
+        """True when the inference topic is on and its rate limit allows a message now."""
+        return self._inference_interval is not None and now - self._last_inference_at >= self._inference_interval
+
     def inference(self, payload: dict[str, Any], now: float) -> None:
-        if self._inference_interval is None or now - self._last_inference_at < self._inference_interval:
+        if not self.inference_due(now):
             return
         self._last_inference_at = now
         self._publisher.publish(self._topics.inference, json.dumps(payload), qos=0)

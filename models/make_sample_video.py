@@ -27,6 +27,17 @@ from edge_classifier.classifier import Classifier
 MODELS = Path(__file__).resolve().parent
 
 
+def spread(order: list[int], labels: list[int]) -> list[int]:
+    """Reorder so that no two neighbours share a label: each segment is then a visible label change."""
+    result: list[int] = []
+    pending = list(order)
+    while pending:
+        pick = next((i for i in pending if not result or labels[i] != labels[result[-1]]), pending[0])
+        pending.remove(pick)
+        result.append(pick)
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data-dir", type=Path, default=FASHION_DIR)
@@ -52,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
                 kept += 1
                 if kept == args.per_class:
                     break
-    order = rng.permutation(len(chosen))
+    order = spread(rng.permutation(len(chosen)).tolist(), [label for _, label in chosen])
     frames_per_item = round(args.seconds_per_item * args.fps)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     writer = cv2.VideoWriter(str(args.output), cv2.VideoWriter_fourcc(*"mp4v"), args.fps, (640, 480))

@@ -23,9 +23,12 @@ def build(*args, timeout=600):
 @pytest.mark.slow
 @pytest.mark.build
 def test_smoke_build_is_full_int8_valid_and_better_than_chance(tmp_path):
-    """A short build on 4,000 images writes a full-int8 model whose manifest validates and beats chance."""
-    out = build("--train-limit", "4000", "--test-limit", "1000", "--epochs", "2", "--resolution", "32",
-                "--bn-momentum", "0.9", "--name", "smoke", "--output-dir", str(tmp_path))  # fmt: skip
+    """A short build on 6,000 images writes a full-int8 model whose manifest validates and beats chance."""
+    # From scratch MobileNetV2 needs a few hundred steps to leave chance (10%): 6,000 images, 4 epochs, no
+    # augmentation, a high learning rate and fast batch-norm statistics reach ~70% in under a minute here.
+    out = build("--train-limit", "6000", "--test-limit", "1000", "--epochs", "4", "--resolution", "32",
+                "--learning-rate", "5e-3", "--no-augment", "--dropout", "0", "--bn-momentum", "0.9",
+                "--name", "smoke", "--output-dir", str(tmp_path))  # fmt: skip
     assert 0 == out.returncode, out.stderr[-2000:]
     document = json.loads((tmp_path / "smoke.json").read_text())
     jsonschema.validate(document, json.loads((SCHEMAS / "manifest.schema.json").read_text()))
@@ -34,7 +37,7 @@ def test_smoke_build_is_full_int8_valid_and_better_than_chance(tmp_path):
     ops = op_counts(interpreter)
     assert (set(), [np.int8, np.int8]) == (tensor_dtypes(interpreter) - {"int8", "int32"}, io)
     assert ([], ops) == ([op for op in ops if op in ("QUANTIZE", "DEQUANTIZE", "MUL")], document["build"]["op_counts"])
-    assert (1000, True) == (document["metrics"]["int8"]["images"], document["metrics"]["int8_accuracy"] > 20.0)
+    assert (1000, True) == (document["metrics"]["int8"]["images"], document["metrics"]["int8_accuracy"] > 40.0)
 
 
 def write_image_folder(root, classes, per_class, empty=()):

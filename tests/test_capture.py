@@ -9,7 +9,7 @@ import pytest
 
 from edge_classifier.capture import OpenCVSource, check_source, source_kind
 from edge_classifier.config import SourceConfig
-from edge_classifier.errors import InputError
+from edge_classifier.errors import ConfigError
 
 
 def write_video(path, frames=20, fps=20.0, size=(160, 120)):
@@ -79,8 +79,8 @@ def test_image_glob_is_a_finite_source(tmp_path):
 
 
 def test_missing_file_is_refused_at_start(tmp_path):
-    """A video file that does not exist is an InputError, not an endless reopen loop."""
-    with pytest.raises(InputError, match="video file .*missing.mp4' does not exist"):
+    """A video file that does not exist is a ConfigError, not an endless reopen loop."""
+    with pytest.raises(ConfigError, match="video file .*missing.mp4' does not exist"):
         check_source(SourceConfig(uri=str(tmp_path / "missing.mp4")))
 
 

@@ -133,7 +133,7 @@ def test_unknown_command_line_option_is_one_line_and_exit_1():
 
 
 def test_run_with_missing_video_is_refused(tmp_path):
-    """A video file that does not exist stops the daemon at once with a one-line error (exit 1)."""
+    """A video file that does not exist stops the daemon at once with a one-line error (exit 78)."""
     out = run_cli("run", "--source", str(tmp_path / "nope.mp4"), "--set", "mqtt.connect_wait_s=0")
-    assert (1, f"error: source.uri: video file '{tmp_path / 'nope.mp4'}' does not exist\n") == (
+    assert (78, f"error: source.uri: video file '{tmp_path / 'nope.mp4'}' does not exist\n") == (
         out.returncode, out.stderr.splitlines(keepends=True)[-1])  # fmt: skip

@@ -99,6 +99,13 @@ def test_password_comes_from_systemd_credentials(tmp_path, monkeypatch):
     assert "s3cret" == mqtt_password(load_config().mqtt)
 
 
+def test_empty_credential_means_no_password(tmp_path, monkeypatch):
+    """The installer's empty mqtt_password file means anonymous, not an empty password."""
+    (tmp_path / "mqtt_password").write_text("\n")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
+    assert None is mqtt_password(load_config().mqtt)
+
+
 def test_missing_password_file_is_a_config_error(tmp_path, monkeypatch):
     """A password_file that does not exist is named in the error."""
     monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)

@@ -65,4 +65,8 @@ def test_every_dtype_gives_the_right_colour(tmp_path, io_dtype, spec, logits):
     results = {name: classifier.classify(np.full((48, 64, 3), bgr, dtype=np.uint8)) for name, bgr in frames_bgr.items()}
     got = {name: LABELS[int(np.argmax(r.scores))] for name, r in results.items()}
     sums = [round(float(r.scores.sum()), 1) for r in results.values()]
-    assert (np.dtype(io_dtype), {n: n for n in LABELS}, [1.0, 1.0, 1.0]) == (classifier.input.quant.dtype, got, sums)
+    assert (np.dtype(io_dtype), {n: n for n in LABELS}, [1.0, 1.0, 1.0]) == (
+        classifier.input_spec.quant.dtype,
+        got,
+        sums,
+    )
