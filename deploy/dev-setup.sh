@@ -19,6 +19,7 @@ echo "== pip: edge-classifier${extras:+[$extras]} into .venv"
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e ".${extras:+[$extras]}"
 if [[ ",$extras," == *",build,"* ]]; then
-    # tf-keras pins versions that tensorflow-cpu's own dependencies contradict; --no-deps keeps the CPU wheel.
-    .venv/bin/python -m pip install -q --no-deps tf-keras==2.21.0
+    # tf-keras and TF Model Optimization pin versions that tensorflow-cpu's own dependencies contradict;
+    # --no-deps keeps the CPU wheel (tfmot's other needs, dm-tree and scipy, come with the build extra).
+    .venv/bin/python -m pip install -q --no-deps tf-keras==2.21.0 tensorflow-model-optimization==0.8.1
 fi

@@ -1,4 +1,4 @@
-"""Full-int8 post-training quantization and the checks that the result really is full int8."""
+"""Conversion to .tflite (float32, dynamic range, full int8) and the checks that full int8 really is full int8."""
 
 from __future__ import annotations
 
@@ -14,6 +14,9 @@ import tf_keras as keras
 
 from edge_classifier.interpreter import load_interpreter, op_counts, tensor_dtypes
 from edge_classifier.preprocess import Preprocessing, normalize
+
+from . import foldcheck
+from .options import FULL_INT8_MODES
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +53,26 @@ def convert_float(model: keras.Model) -> bytes:
     return bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
 
 
+def convert_dynamic(model: keras.Model) -> bytes:
+    """Dynamic-range quantization: int8 weights, float32 activations and input/output."""
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    return bytes(converter.convert())
+
+
+def convert(
+    model: keras.Model, quantization: str, calibration_pixels: npt.NDArray[np.uint8], spec: Preprocessing
+) -> bytes:
+    """The .tflite for one --quantization mode (a QAT model is converted like int8 PTQ)."""
+    if quantization in FULL_INT8_MODES:
+        return convert_int8(model, calibration_pixels, spec)
+    if quantization == "dynamic":
+        return convert_dynamic(model)
+    if quantization == "float32":
+        return convert_float(model)
+    raise ValueError(f"unknown quantization {quantization!r}")
+
+
 def keras_layer_counts(model: keras.Model) -> dict[str, int]:
     """Layer class histogram of the Keras model, nested models expanded."""
     counts: dict[str, int] = {}
@@ -65,12 +88,23 @@ def keras_layer_counts(model: keras.Model) -> dict[str, int]:
     return counts
 
 
+def tf_op_lambdas(model: keras.Model) -> list[str]:
+    """The functions of the model's TFOpLambda layers (e.g. 'math.multiply')."""
+    return [
+        str(layer.get_config().get("function", "")) for layer in model.layers if type(layer).__name__ == "TFOpLambda"
+    ]
+
+
 def check_full_int8(tflite_path: Path, model: keras.Model) -> dict[str, int]:
     """Raise ConversionError unless every tensor is integer and batch norm left no op behind.
 
     Folded batch norm disappears into the convolution's weights and bias. Unfolded, it shows as
     extra MUL/ADD ops, so the graph may hold exactly as many ADD ops as the Keras model has Add
-    layers (MobileNetV2's residuals) and as many MUL ops as it has Multiply layers.
+    layers (MobileNetV2's residuals) and as many MUL ops as it has Multiply layers. MobileNetV3's
+    hard-swish (x * relu6(x + 3) / 6, TFOpLambda and Multiply layers) becomes HARD_SWISH or MUL
+    ops, so there MUL may be at most the Multiply layers plus the multiplying TFOpLambda layers.
+    In every graph no MUL/ADD may have a per-channel constant operand (foldcheck).
+    MODEL is the float Keras model that was converted (before any QAT wrappers).
     """
     # Without XNNPACK: a delegate would replace the operators this check is about with one DELEGATE node.
     interpreter = load_interpreter(tflite_path, xnnpack=False)
@@ -88,12 +122,20 @@ def check_full_int8(tflite_path: Path, model: keras.Model) -> dict[str, int]:
             raise ConversionError(f"{tflite_path.name} has {ops[forbidden]} {forbidden} ops")
     layers = keras_layer_counts(model)
     expected = {"ADD": layers.get("Add", 0), "MUL": layers.get("Multiply", 0)}
+    lambda_muls = sum(1 for f in tf_op_lambdas(model) if "multiply" in f)
     for op, allowed in expected.items():
-        if ops.get(op, 0) != allowed:
+        count = ops.get(op, 0)
+        wrong = count > allowed + lambda_muls if op == "MUL" and lambda_muls else count != allowed
+        if wrong:
             raise ConversionError(
-                f"{tflite_path.name} has {ops.get(op, 0)} {op} ops where the Keras model has {allowed} "
+                f"{tflite_path.name} has {count} {op} ops where the Keras model has {allowed} "
                 "matching layers: batch norm was not folded"
             )
+    affine = foldcheck.per_channel_affine_ops(interpreter)
+    if affine:
+        raise ConversionError(
+            f"{tflite_path.name} has per-channel constant {', '.join(affine)}: batch norm was not folded"
+        )
     if layers.get("BatchNormalization", 0) and "BATCH_NORM" in "".join(ops):
         raise ConversionError(f"{tflite_path.name} has a batch-norm op")
     return ops

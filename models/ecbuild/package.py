@@ -30,6 +30,13 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
+def raw_list(raw: npt.NDArray[Any]) -> list[float] | list[int]:
+    """The raw output vector for JSON: integers for quantized outputs, floats for float32 ones."""
+    if raw.dtype.kind == "f":
+        return [round(float(v), 7) for v in raw]
+    return raw.astype(int).tolist()
+
+
 def write_selftest(
     out_dir: Path,
     name: str,
@@ -69,7 +76,7 @@ def write_selftest(
         cases.append({
             "image": f"{folder.name}/{path.name}",
             "label": labels[label_index],
-            "output_raw": result.raw.astype(int).tolist(),
+            "output_raw": raw_list(result.raw),
         })  # fmt: skip
         if all(count >= per_class for count in kept.values()):
             break

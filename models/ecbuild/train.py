@@ -1,4 +1,4 @@
-"""The Keras (tf_keras, Keras 2) MobileNetV2 classifier and its training loop."""
+"""Training options, the seeded Keras (tf_keras, Keras 2) classifier, its data pipeline and training loop."""
 
 from __future__ import annotations
 
@@ -16,11 +16,15 @@ import tf_keras as keras
 from edge_classifier.errors import InputError
 from edge_classifier.preprocess import Preprocessing
 
+from . import architectures
+from .options import DISPLAY_NAMES
+
 logger = logging.getLogger(__name__)
 
-MIN_RESOLUTION = 32  # Keras' MobileNetV2 refuses smaller inputs
+MIN_RESOLUTION = 32  # Keras' MobileNetV2 refuses smaller inputs; MobileNetV3 ends at 1x1 there
 IMAGENET_ALPHAS = (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)
 IMAGENET_RESOLUTIONS = (96, 128, 160, 192, 224)
+IMAGENET_V3_ALPHAS = (0.75, 1.0)
 
 
 @dataclass(frozen=True)
@@ -38,17 +42,22 @@ class TrainOptions:
     seed: int
     augment: bool = True
     bn_momentum: float | None = None  # None: Keras' 0.999, too slow for runs of a few dozen steps
+    architecture: str = "mobilenetv2"
 
 
 def check_options(options: TrainOptions) -> None:
     """Refuse options the architecture cannot build, before any data is loaded."""
+    name = DISPLAY_NAMES[options.architecture]
     if options.resolution < MIN_RESOLUTION:
-        raise InputError(f"--resolution {options.resolution} is below MobileNetV2's minimum of {MIN_RESOLUTION}")
+        raise InputError(f"--resolution {options.resolution} is below {name}'s minimum of {MIN_RESOLUTION}")
     if options.alpha <= 0:
         raise InputError(f"--alpha {options.alpha} must be positive")
     if options.bn_momentum is not None and not 0 < options.bn_momentum < 1:
         raise InputError(f"--bn-momentum {options.bn_momentum} must be between 0 and 1")
-    if options.weights == "imagenet":
+    if options.weights == "imagenet" and options.architecture == "mobilenetv3small":
+        if options.alpha not in IMAGENET_V3_ALPHAS:
+            raise InputError(f"--weights imagenet exists for {name} only for alpha in {IMAGENET_V3_ALPHAS}")
+    elif options.weights == "imagenet":
         if options.alpha not in IMAGENET_ALPHAS or options.resolution not in IMAGENET_RESOLUTIONS:
             raise InputError(
                 f"--weights imagenet exists only for alpha in {IMAGENET_ALPHAS} and resolution in "
@@ -59,25 +68,18 @@ def check_options(options: TrainOptions) -> None:
 
 
 def build_model(options: TrainOptions, num_classes: int, channels: int) -> keras.Model:
-    """MobileNetV2 backbone, global average pooling, dropout and a softmax classifier."""
+    """The chosen backbone, global average pooling, dropout, logits and a softmax, seeded."""
     keras.utils.set_random_seed(options.seed)
-    shape = (options.resolution, options.resolution, channels)
-    backbone = keras.applications.MobileNetV2(
-        input_shape=shape,
-        alpha=options.alpha,
-        include_top=False,
-        weights="imagenet" if options.weights == "imagenet" else None,
-        pooling="avg",
+    model = architectures.classifier(
+        options.architecture,
+        options.resolution,
+        channels,
+        options.alpha,
+        num_classes,
+        options.dropout,
+        imagenet=options.weights == "imagenet",
+        bn_momentum=options.bn_momentum,
     )
-    if options.bn_momentum is not None:
-        for layer in backbone.layers:
-            if isinstance(layer, keras.layers.BatchNormalization):
-                layer.momentum = options.bn_momentum
-    inputs = keras.Input(shape=shape, name="image")
-    features = backbone(inputs)
-    features = keras.layers.Dropout(options.dropout, name="dropout")(features)
-    outputs = keras.layers.Dense(num_classes, activation="softmax", name="probabilities")(features)
-    model = keras.Model(inputs, outputs, name=f"mobilenetv2_{options.alpha}_{options.resolution}")
     if options.weights not in ("none", "imagenet"):
         try:
             model.load_weights(options.weights)
@@ -120,6 +122,38 @@ def make_dataset(
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
+def fit(
+    model: keras.Model,
+    dataset: tf.data.Dataset,
+    steps_per_epoch: int,
+    epochs: int,
+    learning_rate: float,
+    loss: Any,
+    metrics: list[Any],
+    verbose: int = 1,
+    callbacks: list[Any] | None = None,
+) -> dict[str, Any]:
+    """Compile with Adam on a cosine schedule and fit; returns history and wall time."""
+    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=max(1, steps_per_epoch * epochs))
+    model.compile(optimizer=keras.optimizers.Adam(schedule), loss=loss, metrics=metrics)
+    start = time.monotonic()
+    history = model.fit(dataset, epochs=epochs, verbose=verbose, callbacks=callbacks or [])
+    return {"history": history.history, "seconds": time.monotonic() - start}
+
+
+def one_hot_dataset(
+    pixels: npt.NDArray[np.uint8],
+    labels: npt.NDArray[np.int64],
+    num_classes: int,
+    spec: Preprocessing,
+    options: TrainOptions,
+) -> tuple[tf.data.Dataset, int]:
+    """The training batches with one-hot labels, and the number of steps per epoch."""
+    one_hot = np.eye(num_classes, dtype=np.float32)[labels]
+    ds = make_dataset(pixels, one_hot, spec, options.batch_size, options.augment, options.seed)
+    return ds, int(np.ceil(len(labels) / options.batch_size))
+
+
 def train(
     model: keras.Model,
     train_pixels: npt.NDArray[np.uint8],
@@ -129,16 +163,6 @@ def train(
     verbose: int = 1,
 ) -> dict[str, Any]:
     """Fit with Adam on a cosine schedule and label smoothing; returns history and wall time."""
-    steps = int(np.ceil(len(train_labels) / options.batch_size)) * options.epochs
-    schedule = keras.optimizers.schedules.CosineDecay(options.learning_rate, decay_steps=max(1, steps))
-    num_classes = int(model.output_shape[-1])
-    model.compile(
-        optimizer=keras.optimizers.Adam(schedule),
-        loss=keras.losses.CategoricalCrossentropy(label_smoothing=options.label_smoothing),
-        metrics=["accuracy"],
-    )
-    one_hot = np.eye(num_classes, dtype=np.float32)[train_labels]
-    ds = make_dataset(train_pixels, one_hot, spec, options.batch_size, options.augment, options.seed)
-    start = time.monotonic()
-    history = model.fit(ds, epochs=options.epochs, verbose=verbose)
-    return {"history": history.history, "seconds": time.monotonic() - start}
+    ds, steps = one_hot_dataset(train_pixels, train_labels, int(model.output_shape[-1]), spec, options)
+    loss = keras.losses.CategoricalCrossentropy(label_smoothing=options.label_smoothing)
+    return fit(model, ds, steps, options.epochs, options.learning_rate, loss, ["accuracy"], verbose)

@@ -1,0 +1,189 @@
+"""The optimization sweep: its mini plan end to end, its resumability, the report and the selection rule."""
+
+import importlib.util
+import json
+import subprocess
+import sys
+
+import jsonschema
+import pytest
+
+from ecbuild import selection, sweep
+from ecbuild.report import latest, rebuild_command, render
+from helpers import MODELS, SCHEMAS
+
+HAS_TENSORFLOW = importlib.util.find_spec("tensorflow") is not None
+needs_tensorflow = pytest.mark.skipif(not HAS_TENSORFLOW, reason="the build extra (TensorFlow) is not installed")
+needs_matplotlib = pytest.mark.skipif(importlib.util.find_spec("matplotlib") is None, reason="needs matplotlib")
+MINI_VARIANTS = [v.name for v in sweep.mini_plan(1, 1)[1]]
+
+
+def run(script, *args, timeout=900):
+    return subprocess.run([sys.executable, str(MODELS / script), *args], capture_output=True, text=True,
+                          timeout=timeout)  # fmt: skip
+
+
+def fake_record(name, accuracy, p50_ms, size, quantization="int8", group="architecture", **extra):
+    """A results line with every field the report reads."""
+    latency = {key: {"p50": p50_ms, "p95": p50_ms * 1.2, "runs": 20, "threads": 1, "xnnpack": True}
+               for key in ("1t", "2t", "1t_no_xnnpack", "2t_no_xnnpack")}  # fmt: skip
+    return {
+        "variant": name, "group": group, "plan": "test", "techniques": [quantization], "quantization": quantization,
+        "architecture": "mobilenetv2", "alpha": 0.35, "resolution": 32, "epochs": 1, "seed": 1,
+        "train_images": 100, "test_images": 10, "full_int8": quantization in ("int8", "qat"),
+        "base_float_accuracy": accuracy, "float_accuracy": accuracy, "accuracy": accuracy, "accuracy_delta": 0.0,
+        "size_bytes": size, "size_gzip_bytes": size // 2, "weight_sparsity": {"conv": 0.0, "dense": 0.0},
+        "latency_ms": latency, "train_seconds": 1.0, "op_counts": {"CONV_2D": 1},
+        "batch_norm": {"keras_batch_norm_layers": 1, "batch_norm_ops": [], "per_channel_affine_ops": [],
+                       "outputs": {"images": 2, "max_abs_diff": 0.0, "same_top1": 1.0, "tolerance": 1e-4},
+                       "folded": True},
+        "per_class_accuracy": {"a": 50.0, "b": 50.0}, "confusion_matrix": [[1, 1], [1, 1]],
+        "command": f"python models/build.py --quiet --name {name} --record r.json --alpha 0.35",
+        "versions": {"python": "3"}, "machine": {"cpu": "test", "cpus": 2}, **extra,
+    }  # fmt: skip
+
+
+def test_rule_picks_the_fastest_small_int8_model_close_to_the_best():
+    """Within 0.5 points of the best int8 model of at most 1 MB, the fastest wins; float and big models do not count."""
+    records = [
+        fake_record("slow-best", 91.0, 2.0, 900_000),
+        fake_record("fast-close", 90.6, 0.5, 950_000),
+        fake_record("fastest-far", 89.0, 0.2, 500_000),
+        fake_record("too-big", 93.0, 0.3, 2_000_000),
+        fake_record("float", 95.0, 0.1, 300_000, quantization="float32"),
+    ]
+    assert "fast-close" == selection.choose(records, selection.Rule())["variant"]
+
+
+def test_pareto_front_keeps_only_undominated_variants():
+    """A variant slower and less accurate than another is not on the front."""
+    records = [fake_record("a", 90.0, 1.0, 1), fake_record("b", 89.0, 2.0, 1), fake_record("c", 92.0, 3.0, 1)]
+    assert ["a", "c"] == [r["variant"] for r in selection.pareto_front(records, selection.latency_p50)]
+
+
+@needs_matplotlib
+def test_report_renders_from_results_alone(tmp_path):
+    """The report has one table row per successful variant, names failures and writes its three plots."""
+    results = tmp_path / "results.jsonl"
+    lines = [fake_record("v-int8", 90.0, 1.0, 600_000), fake_record("v-float32", 90.1, 2.0, 1_600_000, "float32"),
+             {"variant": "v-broken", "group": "quantization", "plan": "test", "error": "error: no such thing"}]  # fmt: skip
+    results.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    report = render(results, tmp_path / "REPORT.md", tmp_path / "plots", selection.Rule()).read_text()
+    table = report.split("## All variants")[1].split("\n## ")[0]
+    rows = [line.split("|")[1].strip() for line in table.splitlines() if line.startswith("| ") and "---" not in line]
+    pngs = sorted(p.name for p in (tmp_path / "plots").iterdir())
+    assert (True, True) == ("- v-broken: error: no such thing" in report, "The rule picks **v-int8**" in report)
+    assert (
+        ["**v-int8**", "Variant", "v-float32"],
+        ["accuracy-latency.png", "accuracy-size.png", "confusion-chosen.png"],
+    ) == (sorted(rows), pngs)
+
+
+def test_rebuild_command_drops_the_sweeps_own_files():
+    """The chosen variant's command loses --record, --name and --quiet but keeps its training options."""
+    assert "python models/build.py --alpha 0.35" == rebuild_command(fake_record("x", 1.0, 1.0, 1))
+
+
+def test_sweep_skips_variants_already_in_the_results(tmp_path):
+    """A results file that holds every variant makes the sweep run nothing: an interrupted sweep resumes."""
+    common, variants = sweep.mini_plan(1, 1)
+    results = tmp_path / "results.jsonl"
+    results.write_text("".join(json.dumps({"variant": v.name, "plan": "mini"}) + "\n" for v in variants))
+    assert [] == sweep.sweep(variants, common, 1, "mini", results, tmp_path / "work", timeout=60)
+
+
+def test_latest_keeps_the_last_success_and_failures_without_one():
+    """A variant that failed then succeeded counts as a success; one that only failed is listed as failed."""
+    lines = [{"variant": "a", "plan": "test", "error": "x"}, fake_record("a", 80.0, 1.0, 1),
+             {"variant": "b", "plan": "test", "error": "y"}]  # fmt: skip
+    records, failed = latest(lines)
+    assert (["a"], ["b"]) == ([r["variant"] for r in records], [f["variant"] for f in failed])
+
+
+def test_lines_of_another_plan_are_neither_skipped_nor_reported(tmp_path):
+    """A mini sweep's lines in the same file do not count as done for the full plan, nor in its report."""
+    path = tmp_path / "results.jsonl"
+    lines = [fake_record("a", 80.0, 1.0, 1, plan="mini"), fake_record("b", 81.0, 1.0, 1, plan="full")]
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    assert ({"b"}, ["b"]) == (sweep.done_names(path, "full"), [r["variant"] for r in latest(lines)[0]])
+
+
+@needs_tensorflow
+@pytest.mark.build
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--quantization", "qat", "--architecture", "mobilenetv3small"],
+         "error: --quantization qat is not available for --architecture mobilenetv3small: tfmot cannot quantize "
+         "its TFOpLambda (hard-swish) layers; use --quantization int8"),
+        (["--prune-sparsity", "1.5"], "error: --prune-sparsity 1.5 must be between 0 and 1 (exclusive)"),
+        (["--teacher", "{tmp}/missing.keras"],
+         "error: --teacher {tmp}/missing.keras does not exist; add --teacher-alpha to train one there"),
+        (["--teacher-alpha", "1.0", "--distill-alpha", "2"], "error: --distill-alpha 2.0 must be between 0 and 1"),
+    ],
+)  # fmt: skip
+def test_bad_optimization_options_are_one_line_errors(tmp_path, args, message):
+    """Impossible technique combinations fail before any data is loaded, with one line and a non-zero exit."""
+    out = run("build.py", *[a.format(tmp=tmp_path) for a in args], "--output-dir", str(tmp_path / "out"), timeout=300)
+    last = out.stderr.strip().splitlines()[-1]
+    assert (True, message.format(tmp=tmp_path), False) == (out.returncode != 0, last, "Traceback" in out.stderr)
+
+
+@needs_tensorflow
+@pytest.mark.build
+def test_unfolded_batch_norm_is_detected(tmp_path):
+    """Batch norm after pooling cannot fold and shows as per-channel MUL/ADD; after a convolution it vanishes."""
+    import tensorflow as tf
+    import tf_keras as keras
+
+    from ecbuild.foldcheck import batch_norm_ops
+
+    found = []
+    for name, after_pooling in (("folded", False), ("unfolded", True)):
+        inputs = keras.Input((8, 8, 3))
+        x = keras.layers.Conv2D(4, 3, use_bias=False)(inputs)
+        x = keras.layers.GlobalAveragePooling2D()(x) if after_pooling else x
+        x = keras.layers.BatchNormalization()(x)
+        x = keras.layers.Flatten()(x)
+        model = keras.Model(inputs, keras.layers.Dense(2)(x))
+        for layer in model.layers:  # non-trivial statistics, so the converter cannot drop the affine ops
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.set_weights([w + 0.5 * (i + 1) for i, w in enumerate(layer.get_weights())])
+        path = tmp_path / f"{name}.tflite"
+        path.write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
+        found.append(len(batch_norm_ops(path)["per_channel_affine_ops"]) > 0)
+    assert [False, True] == found
+
+
+@needs_tensorflow
+@pytest.mark.skipif(
+    importlib.util.find_spec("tensorflow_model_optimization") is None,
+    reason="QAT and pruning need: pip install --no-deps tensorflow-model-optimization==0.8.1",
+)
+@pytest.mark.slow
+@pytest.mark.build
+def test_mini_sweep_writes_results_and_the_report_renders(tmp_path):
+    """The mini plan builds every technique into one results file, resumes as a no-op and renders the report."""
+    results, work = tmp_path / "results.jsonl", tmp_path / "work"
+    out = run("sweep.py", "--plan", "mini", "--results", str(results), "--work-dir", str(work), timeout=900)
+    assert 0 == out.returncode, out.stdout[-3000:] + out.stderr[-3000:]
+    records = {r["variant"]: r for r in sweep.read_results(results)}
+    errors = {name: r.get("error") for name, r in records.items() if "error" in r}
+    assert (MINI_VARIANTS, {}) == (list(records), errors)
+    flags = {name: (r["full_int8"], r["batch_norm"]["folded"], r["test_images"]) for name, r in records.items()}
+    assert dict.fromkeys(MINI_VARIANTS, (True, True, 500)) | {"v2-a035-r32-float32": (False, True, 500)} == flags
+    pruned = records["v2-a035-r32-prune50-int8"]
+    assert (True, pruned["size_bytes"]) == (
+        pruned["weight_sparsity"]["conv"] >= 0.45, records["v2-a035-r32-int8"]["size_bytes"]
+    )  # fmt: skip
+    float_manifest = json.loads((work / "variants" / "v2-a035-r32-float32" / "v2-a035-r32-float32.json").read_text())
+    jsonschema.validate(float_manifest, json.loads((SCHEMAS / "manifest.schema.json").read_text()))
+    again = run("sweep.py", "--plan", "mini", "--results", str(results), "--work-dir", str(work), timeout=120)
+    assert (0, len(MINI_VARIANTS)) == (again.returncode, again.stdout.count("already in"))
+    report = tmp_path / "REPORT.md"
+    rendered = run("report.py", "--results", str(results), "--output", str(report), timeout=120)
+    assert 0 == rendered.returncode, rendered.stderr[-2000:]
+    text = report.read_text()
+    rows = [name for name in MINI_VARIANTS if f"| {name} |" in text or f"| **{name}** |" in text]
+    pngs = sorted(p.name for p in tmp_path.glob("*.png"))
+    assert (MINI_VARIANTS, ["accuracy-latency.png", "accuracy-size.png", "confusion-chosen.png"]) == (rows, pngs)
