@@ -121,6 +121,13 @@ def build_lut(spec: Preprocessing, params: QuantParams) -> npt.NDArray[Any]:
     return np.ascontiguousarray(table.reshape(1, 256, spec.channels))
 
 
+def apply_lut(pixels: Image, lut: npt.NDArray[Any], out: Image | None = None) -> Image:
+    """Model-order pixels (H, W[, C]) through a build_lut table: the stored input values, same shape."""
+    table = lut if lut.shape[2] == 3 else lut.reshape(1, 256)
+    stored: Image = cv2.LUT(pixels, table, dst=out)
+    return stored
+
+
 class Preprocessor:
     """Turns BGR frames into the model's input tensor, reusing its buffers across frames."""
 
@@ -148,6 +155,5 @@ class Preprocessor:
         if frame_bgr.ndim != 3 or frame_bgr.shape[2] != 3 or frame_bgr.dtype != np.uint8:
             raise ValueError(f"expected an HxWx3 uint8 BGR frame, got {frame_bgr.shape} {frame_bgr.dtype}")
         pixels = to_model_pixels(frame_bgr, self.spec, self.size_hw, self._resized_bgr, self._pixels)
-        lut = self._lut if self.spec.channels == 3 else self._lut.reshape(1, 256)
-        cv2.LUT(pixels, lut, dst=self._input_view)
+        apply_lut(pixels, self._lut, out=self._input_view)
         return self.input_tensor

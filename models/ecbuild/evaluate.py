@@ -10,7 +10,7 @@ import numpy as np
 import numpy.typing as npt
 
 from edge_classifier.interpreter import io_specs, load_interpreter, run_raw, scores_from_raw
-from edge_classifier.preprocess import Preprocessing, build_lut
+from edge_classifier.preprocess import Preprocessing, apply_lut, build_lut
 
 
 def summarize(
@@ -52,9 +52,9 @@ def evaluate_tflite(
     raw_outputs = np.empty((len(truth), output_spec.shape[-1]), dtype=output_spec.quant.dtype)
     latencies = []
     for i, image in enumerate(pixels):
-        # Same table lookup as the daemon's Preprocessor: pixel -> normalized -> quantized.
-        tensor = np.take_along_axis(lut[0], image.reshape(-1, spec.channels).astype(np.intp), axis=0)
-        tensor = tensor.reshape(input_spec.shape)
+        # The daemon's own table lookup: pixel -> normalized -> quantized.
+        plane = image.reshape(image.shape[:2]) if spec.channels == 1 else image
+        tensor = apply_lut(plane, lut).reshape(input_spec.shape)
         start = time.perf_counter()
         raw_outputs[i] = run_raw(interpreter, input_spec, output_spec, tensor)
         latencies.append(time.perf_counter() - start)

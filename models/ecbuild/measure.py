@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from edge_classifier.interpreter import io_specs, load_interpreter
-from edge_classifier.preprocess import Preprocessing, build_lut
+from edge_classifier.preprocess import Preprocessing, apply_lut, build_lut
 
 logger = logging.getLogger(__name__)
 
@@ -52,9 +52,8 @@ def weight_sparsity(tflite_path: Path) -> dict[str, float]:
 def input_tensor(tflite_path: Path, pixels: npt.NDArray[np.uint8], spec: Preprocessing) -> npt.NDArray[Any]:
     """One image as the model's input tensor, through the daemon's lookup table."""
     input_spec, _ = io_specs(load_interpreter(tflite_path, xnnpack=False))
-    lut = build_lut(spec, input_spec.quant)
-    tensor = np.take_along_axis(lut[0], pixels.reshape(-1, spec.channels).astype(np.intp), axis=0)
-    return tensor.reshape(input_spec.shape)
+    image = pixels.reshape(pixels.shape[:2]) if spec.channels == 1 else pixels
+    return apply_lut(image, build_lut(spec, input_spec.quant)).reshape(input_spec.shape)
 
 
 def latency(tflite_path: Path, tensor: npt.NDArray[Any], runs: int, threads: int, xnnpack: bool) -> dict[str, Any]:
