@@ -120,7 +120,9 @@ def open_capture(config: SourceConfig) -> Capture:
     elif kind == "gstreamer":
         cap = cv2.VideoCapture(str(config.uri), cv2.CAP_GSTREAMER)
     else:
-        cap = cv2.VideoCapture(str(config.uri))
+        # Decoder threads can only be chosen at open; they compete with inference for the same cores.
+        params = [cv2.CAP_PROP_N_THREADS, config.decode_threads] if config.decode_threads else []
+        cap = cv2.VideoCapture(str(config.uri), cv2.CAP_ANY, params)
     if kind in ("device", "stream"):
         # Keep OpenCV's internal queue short: our reader thread already holds the freshest frame.
         cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)

@@ -27,6 +27,17 @@ class _Parser(argparse.ArgumentParser):
         self.exit(1, f"{self.prog}: error: {message} (see --help)\n")
 
 
+def _positive(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is below 1")
+    return value
+
+
 def _config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("-c", "--config", type=Path, help="YAML configuration file (optional)")
     p.add_argument("-s", "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -61,7 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
     _config_args(bench)
     bench.add_argument("--float-model", type=Path, help="float32 twin .tflite to compare with")
     bench.add_argument("--video", type=Path, help="640x480 video for the end-to-end run (default: the sample video)")
-    bench.add_argument("--iterations", type=int, default=300, help="bare-inference iterations")
+    bench.add_argument("--iterations", type=_positive, default=300, help="bare-inference iterations")
+    bench.add_argument(
+        "--frames", type=_positive, default=3000, help="frames decoded, and classified end to end (video looped)"
+    )
     return parser
 
 
@@ -151,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             from .bench import run_bench
 
-            print(json.dumps(run_bench(config, args.float_model, args.video, args.iterations), indent=2))
+            print(json.dumps(run_bench(config, args.float_model, args.video, args.iterations, args.frames), indent=2))
             code = 0
     except EdgeClassifierError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -36,6 +36,9 @@ class SourceConfig:
     # "max" hands every frame to the classifier as fast as it can take them.
     file_rate: Literal["native", "max"] = "native"
     loop: bool = False
+    # Files and streams (FFmpeg): decoder threads; 0 lets FFmpeg choose. One leaves the other
+    # cores to inference and, measured on the sample video, decodes faster than two.
+    decode_threads: int = field(default=1, metadata=_limits(0, 64))
     stall_timeout_s: float = field(default=5.0, metadata=_limits(0.1, 3600))
     reopen_backoff_s: float = field(default=0.5, metadata=_limits(0.01, 3600))
     reopen_backoff_max_s: float = field(default=30.0, metadata=_limits(0.01, 3600))

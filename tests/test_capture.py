@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_classifier.capture import OpenCVSource, check_source, source_kind
+from edge_classifier.capture import OpenCVSource, check_source, open_capture, source_kind
 from edge_classifier.config import SourceConfig
 from edge_classifier.errors import ConfigError
 
@@ -46,6 +46,18 @@ def test_file_at_max_rate_delivers_every_frame(tmp_path):
         frames = drain(source)
         stats = source.stats()
     assert (list(range(30)), 0, "ended") == ([f.index for f in frames], stats.frames_dropped, stats.state)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_decode_threads_reach_the_decoder(tmp_path, threads):
+    """source.decode_threads is what FFmpeg's decoder is opened with, and it decodes every frame."""
+    video = write_video(tmp_path / "v.mp4", frames=5)
+    cap = open_capture(SourceConfig(uri=str(video), decode_threads=threads))
+    decoded = 0
+    while cap.read()[0]:
+        decoded += 1
+    assert (float(threads), 5) == (cap.get(cv2.CAP_PROP_N_THREADS), decoded)
+    cap.release()
 
 
 def test_slow_consumer_gets_freshest_frame_and_drops_are_counted(tmp_path):
