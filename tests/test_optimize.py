@@ -84,6 +84,19 @@ def test_rebuild_command_drops_the_sweeps_own_files():
     assert "python models/build.py --alpha 0.35" == rebuild_command(fake_record("x", 1.0, 1.0, 1))
 
 
+def test_rebuild_command_keeps_the_last_value_and_qat_epochs_only_for_qat():
+    """A variant's own --epochs overrides the sweep's, and --qat-epochs stays only where QAT runs."""
+    common = "python models/build.py --quiet --qat-epochs 2 --epochs 15 --alpha 0.35"
+    commands = [
+        rebuild_command({"command": f"{common} --epochs 60 --quantization {quantization}"})
+        for quantization in ("int8", "qat")
+    ]
+    assert [
+        "python models/build.py --epochs 60 --alpha 0.35 --quantization int8",
+        "python models/build.py --qat-epochs 2 --epochs 60 --alpha 0.35 --quantization qat",
+    ] == commands
+
+
 def test_sweep_skips_variants_already_in_the_results(tmp_path):
     """A results file that holds every variant makes the sweep run nothing: an interrupted sweep resumes."""
     common, variants = sweep.mini_plan(1, 1)

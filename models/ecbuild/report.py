@@ -54,17 +54,26 @@ SWEEP_ONLY_OPTIONS = {"--record", "--keras-cache", "--output-dir", "--name", "--
 
 
 def rebuild_command(record: dict[str, Any]) -> str:
-    """The variant's build command without the sweep's own files: what rebuilds it as models/<name>.*."""
+    """The variant's build command without the sweep's own files: what rebuilds it as models/<name>.*.
+
+    An option given twice keeps its last value (a variant's own options follow the sweep's common ones),
+    and QAT's epochs appear only where QAT runs.
+    """
     words = shlex.split(record["command"])
-    kept: list[str] = []
-    skip = False
-    for word in words:
-        if skip:
-            skip = False
-        elif word in SWEEP_ONLY_OPTIONS:
-            skip = True
-        elif word != "--quiet":
-            kept.append(word)
+    program, options = words[:2], words[2:]
+    values: dict[str, str | None] = {}
+    i = 0
+    while i < len(options):
+        word = options[i]
+        takes_value = i + 1 < len(options) and not options[i + 1].startswith("--")
+        values[word] = options[i + 1] if takes_value else None
+        i += 2 if takes_value else 1
+    if values.get("--quantization") != "qat":
+        values.pop("--qat-epochs", None)
+    kept = list(program)
+    for option, value in values.items():
+        if option not in SWEEP_ONLY_OPTIONS and option != "--quiet":
+            kept += [option] if value is None else [option, value]
     return shlex.join(kept)
 
 
