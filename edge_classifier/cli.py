@@ -117,7 +117,10 @@ def cmd_run(config: Config) -> int:
 def cmd_classify(config: Config, images: list[Path], top_k: int, as_json: bool) -> int:
     from .classifier import read_image_bgr
     from .daemon import open_classifier
+    from .publisher import tls_context
 
+    if config.mqtt.tls:
+        tls_context(config.mqtt.ca_file)
     classifier, model = open_classifier(config.model)
     failures = 0
     with classifier:
@@ -143,7 +146,10 @@ def cmd_classify(config: Config, images: list[Path], top_k: int, as_json: bool) 
 
 def cmd_check(config: Config, path: Path) -> int:
     from .daemon import open_classifier
+    from .publisher import tls_context
 
+    if config.mqtt.tls:
+        tls_context(config.mqtt.ca_file)
     classifier, model = open_classifier(config.model)
     classifier.close()
     print(f"{path}: OK (device {config.device}, model {model.name} {model.version}, source {config.source.uri!r}, "

@@ -262,6 +262,8 @@ def load_config(path: Path | None = None, overrides: tuple[str, ...] = ()) -> Co
         )
     if config.model.path is not None and config.model.labels is None:
         raise ConfigError("model.labels: required with model.path (a model without a manifest needs a labels file)")
+    if config.mqtt.ca_file is not None and not config.mqtt.tls:
+        raise ConfigError(f"mqtt.ca_file: {str(config.mqtt.ca_file)!r} is set but mqtt.tls is false")
     if not config.mqtt.prefix or any(c in config.mqtt.prefix for c in "#+") or config.mqtt.prefix.startswith("/"):
         raise ConfigError(
             f"mqtt.prefix: expected a topic prefix without '#', '+' or a leading '/', got {config.mqtt.prefix!r}"

@@ -17,7 +17,7 @@ from .manifest import read_labels, sha256_file
 from .metrics import Metrics
 from .notify import Notifier
 from .preprocess import Preprocessing
-from .publisher import MqttPublisher
+from .publisher import MqttPublisher, tls_context
 from .reporting import ModelInfo, Reporter
 from .topics import Topics
 from .voting import Voter
@@ -66,6 +66,7 @@ def run_service(config: Config, stop: threading.Event) -> str:
     device_id = config.device
     topics = Topics(config.mqtt.prefix, device_id)
     check_source(config.source)
+    tls = tls_context(config.mqtt.ca_file) if config.mqtt.tls else None
     with contextlib.ExitStack() as stack:
         notifier = stack.enter_context(Notifier())
         classifier, model = open_classifier(config.model)
@@ -74,7 +75,7 @@ def run_service(config: Config, stop: threading.Event) -> str:
         publisher = stack.enter_context(
             MqttPublisher(
                 mqtt.host, mqtt.port, topics.client_id, topics.status,
-                username=mqtt.username, password=mqtt_password(mqtt), tls=mqtt.tls, ca_file=mqtt.ca_file,
+                username=mqtt.username, password=mqtt_password(mqtt), tls=tls,
                 keepalive_s=mqtt.keepalive_s,
                 reconnect_min_s=mqtt.reconnect_min_s, reconnect_max_s=mqtt.reconnect_max_s,
             )

@@ -12,6 +12,8 @@ from typing import Any, Protocol
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from .errors import ConfigError
+
 logger = logging.getLogger(__name__)
 
 ONLINE, OFFLINE = "online", "offline"
@@ -38,6 +40,19 @@ class Publisher(Protocol):
     def close(self) -> None: ...
 
 
+def tls_context(ca_file: Path | None) -> ssl.SSLContext:
+    """A client context that verifies the broker's certificate and host name: against CA_FILE, else the system's CAs.
+
+    A CA file that is missing or holds no certificate is a ConfigError naming mqtt.ca_file.
+    """
+    try:
+        return ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+    except FileNotFoundError:
+        raise ConfigError(f"mqtt.ca_file: {str(ca_file)!r} does not exist") from None
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"mqtt.ca_file: {str(ca_file)!r} holds no usable CA certificate ({exc})") from None
+
+
 class MqttPublisher:
     """paho's network thread connects and reconnects; its callbacks only log and set events.
 
@@ -53,8 +68,7 @@ class MqttPublisher:
         *,
         username: str | None = None,
         password: str | None = None,
-        tls: bool = False,
-        ca_file: Path | None = None,
+        tls: ssl.SSLContext | None = None,
         keepalive_s: int = 30,
         reconnect_min_s: float = 1.0,
         reconnect_max_s: float = 60.0,
@@ -68,11 +82,12 @@ class MqttPublisher:
         client.will_set(status_topic, OFFLINE, qos=1, retain=True)
         if username is not None:
             client.username_pw_set(username, password)
-        if tls:
-            client.tls_set(ca_certs=str(ca_file) if ca_file else None, tls_version=ssl.PROTOCOL_TLS_CLIENT)
+        if tls is not None:
+            client.tls_set_context(tls)
         client.reconnect_delay_set(min_delay=max(1, round(reconnect_min_s)), max_delay=max(1, round(reconnect_max_s)))
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
+        client.on_connect_fail = self._on_connect_fail
         self._client = client
         self._address = f"{host}:{port}"
         client.connect_async(host, port, keepalive=keepalive_s)
@@ -86,6 +101,10 @@ class MqttPublisher:
         logger.info("connected to broker %s", self._address)
         self._connected.set()
         self._fresh_connection.set()
+
+    def _on_connect_fail(self, client: Any, userdata: Any) -> None:
+        # paho passes no reason: a closed port, a wrong host or a TLS handshake that failed.
+        logger.warning("could not connect to broker %s; retrying with backoff", self._address)
 
     def _on_disconnect(self, client: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
         if self._connected.is_set() and not self._closed:

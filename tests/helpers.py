@@ -34,11 +34,12 @@ def free_port() -> int:
 class Broker:
     """mosquitto on 127.0.0.1:PORT with its own config; start() returns once it says it is running."""
 
-    def __init__(self, workdir: Path, port: int | None = None):
+    def __init__(self, workdir: Path, port: int | None = None, extra_config: str = ""):
         self.port = port or free_port()
         self.config = workdir / f"mosquitto-{self.port}.conf"
         self.config.write_text(
             f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest stderr\nlog_type all\n"
+            + extra_config
         )
         self.proc: subprocess.Popen[str] | None = None
 

@@ -126,6 +126,23 @@ def test_check_config_rejects_a_bad_file_with_exit_78(tmp_path):
     assert (78, "error: mqtt.port: expected an integer from 1 to 65535, got 'nope'\n") == (out.returncode, out.stderr)
 
 
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [(None, "does not exist"), ("not a certificate\n", "holds no usable CA certificate")],
+)
+def test_check_config_rejects_an_unusable_ca_file_with_exit_78(tmp_path, content, problem):
+    """With mqtt.tls on, a CA file that is missing or holds no certificate is one line and exit 78."""
+    ca_file = tmp_path / "ca.pem"
+    if content is not None:
+        ca_file.write_text(content)
+    config = tmp_path / "c.yaml"
+    config.write_text(f"mqtt:\n  tls: true\n  ca_file: {ca_file}\n")
+    out = run_cli("check-config", str(config))
+    expected = f"error: mqtt.ca_file: '{ca_file}' {problem}"
+    lines = out.stderr.splitlines()
+    assert (78, 1, expected) == (out.returncode, len(lines), lines[0][: len(expected)])
+
+
 def test_unknown_command_line_option_is_one_line_and_exit_1():
     """argparse errors are a single line, not a usage block, and exit 1."""
     out = run_cli("run", "--no-such-flag")

@@ -74,6 +74,7 @@ def test_example_config_shows_the_defaults():
         ("mqtt:\n  prefix: 'a/#'\n", "mqtt.prefix: expected a topic prefix without '#', '+' or a leading '/', got 'a/#'"),
         ("mqtt:\n  reconnect_min_s: 10\n  reconnect_max_s: 5\n", "mqtt.reconnect_max_s: 5.0 is below mqtt.reconnect_min_s 10.0"),
         ("mqtt: [unclosed\n", "config file {path} is not valid YAML at line 2"),
+        ("mqtt:\n  ca_file: /etc/ca.pem\n", "mqtt.ca_file: '/etc/ca.pem' is set but mqtt.tls is false"),
     ],
 )  # fmt: skip
 def test_bad_config_gives_exact_message(tmp_path, yaml_text, message):
