@@ -17,7 +17,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from .capture import Frame, OpenCVSource, SourceStats, open_capture
+from .capture import Frame, OpenCVSource, SourceStats
 from .config import Config, SourceConfig
 from .daemon import default_model_dirs, open_classifier
 from .errors import InputError
@@ -27,6 +27,7 @@ from .metrics import Metrics
 from .notify import Notifier
 from .publisher import MemoryPublisher
 from .reporting import Reporter
+from .sources import open_capture
 from .topics import Topics
 from .voting import Voter
 

@@ -1,22 +1,20 @@
-"""Frame sources: OpenCV capture on its own thread, freshest frame wins, stalls detected and reopened."""
+"""The frame source: an OpenCV capture read on its own thread, freshest frame wins, stalls detected and reopened."""
 
 from __future__ import annotations
 
-import glob
 import logging
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import cv2
 import numpy as np
 import numpy.typing as npt
 
 from .config import SourceConfig
-from .errors import ConfigError
+from .sources import Capture, open_capture, source_kind
 
 logger = logging.getLogger(__name__)
 
@@ -53,99 +51,6 @@ class FrameSource(Protocol):
     def stats(self) -> SourceStats: ...
 
     def close(self) -> None: ...
-
-
-class Capture(Protocol):
-    """The subset of cv2.VideoCapture the reader uses (the I/O seam for tests)."""
-
-    def isOpened(self) -> bool: ...  # noqa: N802 - OpenCV's name
-    def read(self) -> tuple[bool, Any]: ...
-    def get(self, prop: int) -> float: ...
-    def set(self, prop: int, value: float) -> bool: ...
-    def release(self) -> None: ...
-
-
-def source_kind(uri: int | str) -> str:
-    """device, stream, gstreamer, glob or file."""
-    if isinstance(uri, int) or uri.isdigit() or uri.startswith("/dev/video"):
-        return "device"
-    if "!" in uri:
-        return "gstreamer"
-    if "://" in uri:
-        return "stream"
-    if any(c in uri for c in "*?["):
-        return "glob"
-    return "file"
-
-
-class ImageGlobCapture:
-    """A sorted glob of image files behaving like a VideoCapture."""
-
-    def __init__(self, pattern: str):
-        self._files = sorted(glob.glob(pattern))
-        self._next = 0
-
-    def isOpened(self) -> bool:  # noqa: N802
-        return bool(self._files)
-
-    def read(self) -> tuple[bool, Any]:
-        while self._next < len(self._files):
-            path = self._files[self._next]
-            self._next += 1
-            image = cv2.imread(path, cv2.IMREAD_COLOR)
-            if image is not None:
-                return True, image
-            logger.warning("skipping unreadable image %s", path)
-        return False, None
-
-    def get(self, prop: int) -> float:
-        return 0.0
-
-    def set(self, prop: int, value: float) -> bool:
-        return False
-
-    def release(self) -> None:
-        self._files = []
-
-
-def open_capture(config: SourceConfig) -> Capture:
-    """The real opener: cv2.VideoCapture with the requested size and rate (where the device honours them)."""
-    kind = source_kind(config.uri)
-    if kind == "glob":
-        return ImageGlobCapture(str(config.uri))
-    if kind == "device":
-        uri = config.uri
-        target: int | str = int(uri) if isinstance(uri, int) or uri.isdigit() else uri
-        cap = cv2.VideoCapture(target, cv2.CAP_V4L2) if hasattr(cv2, "CAP_V4L2") else cv2.VideoCapture(target)
-    elif kind == "gstreamer":
-        cap = cv2.VideoCapture(str(config.uri), cv2.CAP_GSTREAMER)
-    else:
-        # Decoder threads can only be chosen at open; they compete with inference for the same cores.
-        params = [cv2.CAP_PROP_N_THREADS, config.decode_threads] if config.decode_threads else []
-        cap = cv2.VideoCapture(str(config.uri), cv2.CAP_ANY, params)
-    if kind in ("device", "stream"):
-        # Keep OpenCV's internal queue short: our reader thread already holds the freshest frame.
-        cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)
-    for prop, value in (
-        (cv2.CAP_PROP_FRAME_WIDTH, config.width),
-        (cv2.CAP_PROP_FRAME_HEIGHT, config.height),
-        (cv2.CAP_PROP_FPS, config.fps),
-    ):
-        if value is not None and kind == "device":
-            cap.set(prop, float(value))
-    return cap
-
-
-def check_source(config: SourceConfig) -> None:
-    """Refuse at start-up a file or glob that does not exist (a camera, unlike them, may be plugged in later).
-
-    A ConfigError (exit 78): restarting the service will not make the file appear.
-    """
-    kind = source_kind(config.uri)
-    if kind == "file" and not Path(str(config.uri)).is_file():
-        raise ConfigError(f"source.uri: video file {config.uri!r} does not exist")
-    if kind == "glob" and not glob.glob(str(config.uri)):
-        raise ConfigError(f"source.uri: no image matches {config.uri!r}")
 
 
 class OpenCVSource:

@@ -8,7 +8,7 @@ import threading
 import time
 from pathlib import Path
 
-from .capture import OpenCVSource, check_source
+from .capture import OpenCVSource
 from .classifier import Classifier, run_selftest
 from .config import Config, ModelConfig, mqtt_password
 from .errors import ModelError
@@ -19,6 +19,7 @@ from .notify import Notifier
 from .preprocess import Preprocessing
 from .publisher import MqttPublisher, tls_context
 from .reporting import ModelInfo, Reporter
+from .sources import check_source
 from .topics import Topics
 from .voting import Voter
 

@@ -1,5 +1,6 @@
 """Frame sources: real video files written with OpenCV, and a fake capture for stalls."""
 
+import http.server
 import threading
 import time
 
@@ -7,9 +8,10 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_classifier.capture import OpenCVSource, check_source, open_capture, source_kind
+from edge_classifier.capture import OpenCVSource
 from edge_classifier.config import SourceConfig
 from edge_classifier.errors import ConfigError
+from edge_classifier.sources import check_source, open_capture, source_kind
 
 
 def write_video(path, frames=20, fps=20.0, size=(160, 120)):
@@ -177,3 +179,63 @@ def test_camera_that_cannot_be_opened_is_retried_with_backoff():
     finally:
         source.close()
     assert (True, "reopening") == (stats.reopens >= 2, stats.state)
+
+
+class HangingMjpegCamera:
+    """An HTTP camera on loopback: each connection gets a few MJPEG frames, then the camera hangs, connection open."""
+
+    def __init__(self, frames):
+        self.jpegs = [
+            cv2.imencode(".jpg", np.full((120, 160, 3), 40 * i, np.uint8))[1].tobytes() for i in range(frames)
+        ]
+        self.connections = 0
+        self.reconnected = threading.Event()
+        self.shutdown = threading.Event()
+        camera = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                camera.connections += 1
+                if camera.connections >= 2:
+                    camera.reconnected.set()
+                self.send_response(200)
+                self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+                self.end_headers()
+                for jpeg in camera.jpegs:
+                    head = f"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n".encode()
+                    self.wfile.write(head + jpeg + b"\r\n")
+                self.wfile.flush()
+                camera.shutdown.wait(30)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/stream"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.shutdown.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_network_stream_that_hangs_is_detected_and_reopened():
+    """A real MJPEG-over-HTTP stream whose server stops sending is reconnected, and the hung reader exits by itself."""
+    camera = HangingMjpegCamera(frames=4)
+    source = OpenCVSource(SourceConfig(uri=camera.url, stall_timeout_s=1.0, reopen_backoff_s=0.1))
+    try:
+        first = None
+        while first is None:
+            first = source.get(5.0)
+        first_reader = next(t for t in threading.enumerate() if t.name == "capture-1")
+        reconnected = camera.reconnected.wait(30)
+        stats = source.stats()
+        # The server still holds the first connection open: only FFmpeg's read timeout frees its reader.
+        first_reader.join(15)
+    finally:
+        source.close()
+        camera.close()
+    assert ((120, 160, 3), True, True, False) == (
+        first.image_bgr.shape, reconnected, stats.stalls >= 1, first_reader.is_alive())  # fmt: skip
