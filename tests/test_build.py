@@ -40,6 +40,18 @@ def test_smoke_build_is_full_int8_valid_and_better_than_chance(tmp_path):
     assert (1000, True) == (document["metrics"]["int8"]["images"], document["metrics"]["int8_accuracy"] > 40.0)
 
 
+@pytest.mark.slow
+@pytest.mark.build
+def test_rebuilding_with_the_same_command_gives_the_same_model(tmp_path):
+    """Two runs of one build command write byte-identical .tflite files (TensorFlow op determinism)."""
+    args = ("--train-limit", "1000", "--test-limit", "200", "--epochs", "1", "--resolution", "32",
+            "--calibration-images", "50", "--selftest-per-class", "1")  # fmt: skip
+    outs = [build(*args, "--output-dir", str(tmp_path / run)) for run in ("a", "b")]
+    manifests = [json.loads((tmp_path / run / "fashion-mobilenetv2.json").read_text()) for run in ("a", "b")]
+    assert ([0, 0], [True, True]) == ([o.returncode for o in outs], [m["build"]["deterministic"] for m in manifests])
+    assert manifests[0]["sha256"] == manifests[1]["sha256"]
+
+
 def write_image_folder(root, classes, per_class, empty=()):
     rng = np.random.default_rng(0)
     for index, name in enumerate(classes):

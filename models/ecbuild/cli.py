@@ -40,6 +40,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     t.add_argument("--no-augment", action="store_true", help="no random flips and shifts")
     t.add_argument("--bn-momentum", type=float, help="batch-norm moving-average momentum (short runs: 0.9)")
     t.add_argument("--seed", type=int, default=1)
+    t.add_argument(
+        "--nondeterministic",
+        action="store_true",
+        help="let TensorFlow use non-deterministic kernels: a rerun then gives slightly different weights",
+    )
     add_optimization_arguments(p)
     o = p.add_argument_group("output")
     o.add_argument("--name", default="fashion-mobilenetv2")

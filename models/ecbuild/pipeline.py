@@ -183,6 +183,10 @@ def build(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
     from . import convert, evaluate, foldcheck, package, record, train
 
     tf.get_logger().setLevel("ERROR")
+    if not args.nondeterministic:
+        # Same data, seed, machine and library versions -> the same weights, bit for bit (oneDNN's
+        # default kernels otherwise sum in a varying order and every rerun drifts).
+        tf.config.experimental.enable_op_determinism()
     verbose = 0 if args.quiet else 2
     options = chosen["train"]
     name = record.display_name(options.architecture)
@@ -235,7 +239,11 @@ def build(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
         args.selftest_per_class,
     )  # fmt: skip
     command = "python models/build.py " + shlex.join(argv) if argv else "python models/build.py"
-    build_info: dict[str, Any] = {"op_counts": ops, "batch_norm_folded": fold["folded"] if fold else True}
+    build_info: dict[str, Any] = {
+        "op_counts": ops,
+        "batch_norm_folded": fold["folded"] if fold else True,
+        "deterministic": not args.nondeterministic,
+    }
     if full_int8:
         build_info["calibration_images"] = len(calibration)
     sections = record.manifest_sections(
