@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 from .options import DISPLAY_NAMES
@@ -132,7 +133,8 @@ def distillation_section(records: list[dict[str, Any]]) -> list[str]:
     for r in students:
         base = counterpart(r, records, r["quantization"])
         teacher = r["distill"]["teacher"]
-        teacher_text = f"{network_text(teacher)}" if isinstance(teacher, dict) else str(teacher)
+        # A teacher loaded from a file is named by the file (the sweep's cache names say what it is).
+        teacher_text = f"{network_text(teacher)}" if isinstance(teacher, dict) else Path(str(teacher)).name
         baseline = f"{base['accuracy']:.2f}" if base else "not in results"
         diff = f"{r['accuracy'] - base['accuracy']:+.2f}" if base else "n/a"
         lines.append(

@@ -97,6 +97,11 @@ def full_plan(qat_epochs: int, prune_epochs: int) -> tuple[tuple[str, ...], list
         distilled(student, student_args, teacher, 1.0, 0.5, 4.0),
         distilled(student, student_args, teacher, 1.0, 0.2, 2.0),
     ]
+    # A cheaper teacher: the 60-epoch 96 px network above, loaded from its cache (same width, more
+    # resolution and training), teaching the 64 px student.
+    soft = ("--distill-alpha", "0.5", "--distill-temperature", "4.0")
+    name = f"{student}-distill-e60-a05-t4-int8"
+    variants.append(Variant(name, "distillation", (*student_args, *soft), name, teacher=f"{ref}-e60"))
     return common, variants
 
 
