@@ -23,7 +23,7 @@ from .daemon import default_model_dirs, open_classifier
 from .errors import InputError
 from .interpreter import interpreter_class, io_specs, load_interpreter, run_raw
 from .loop import LoopSettings, run_loop
-from .metrics import Metrics
+from .metrics import Metrics, rss_bytes
 from .notify import Notifier
 from .publisher import MemoryPublisher
 from .reporting import Reporter
@@ -77,6 +77,7 @@ class FrameLimit:
         self._limit = limit
         self.taken = 0
         self.first_at = self.last_at = 0.0
+        self.rss_warm = self.rss_end = 0
 
     def get(self, timeout: float) -> Frame | None:
         if self.taken >= self._limit:
@@ -86,6 +87,11 @@ class FrameLimit:
             self.taken += 1
             self.last_at = time.perf_counter()
             self.first_at = self.first_at or self.last_at
+            # Memory after a tenth of the run (buffers allocated, caches warm) and at the end: growth is a leak.
+            if self.taken == max(1, self._limit // 10):
+                self.rss_warm = rss_bytes()
+            if self.taken == self._limit:
+                self.rss_end = rss_bytes()
         return frame
 
     @property
@@ -160,6 +166,7 @@ def end_to_end(config: Config, source_config: SourceConfig, frames: int) -> dict
         # cores can do no better than cores / cpu_ms_per_frame, however well the stages overlap.
         "cpu_ms_per_frame": round(cpu_ms_per_frame, 3),
         "cpu_bound_rate_per_s": round(1000 * len(os.sched_getaffinity(0)) / cpu_ms_per_frame, 1),
+        "rss_growth_mb": round((source.rss_end - source.rss_warm) / 2**20, 2),
     }
 
 
