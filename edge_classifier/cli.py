@@ -61,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     classify = sub.add_parser("classify", help="classify image files and print the top-k labels")
     _config_args(classify)
     classify.add_argument("images", nargs="+", type=Path)
-    classify.add_argument("--top-k", type=int, default=3)
+    classify.add_argument("--top-k", type=_positive, default=3)
     classify.add_argument("--json", action="store_true", help="one JSON object per image, raw output included")
 
     check = sub.add_parser("check-config", help="validate a configuration file and load its model")

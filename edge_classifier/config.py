@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import socket
 import types
@@ -159,10 +160,10 @@ def _convert(key: str, value: Any, hint: Any, meta: dict[str, Any]) -> Any:
         if (
             isinstance(value, list)
             and value
-            and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
+            and all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in value)
         ):
             return tuple(float(v) for v in value)
-        raise ValueError("a non-empty list of numbers")
+        raise ValueError("a non-empty list of finite numbers")
     if dataclasses.is_dataclass(hint):
         return _build(hint, value, key)
     if hint is bool:
@@ -178,7 +179,7 @@ def _convert(key: str, value: Any, hint: Any, meta: dict[str, Any]) -> Any:
             or (hint is int and not isinstance(value, int))
         ):
             raise ValueError(wanted)
-        if (low is not None and value < low) or (high is not None and value > high):
+        if not math.isfinite(value) or (low is not None and value < low) or (high is not None and value > high):
             raise ValueError(wanted)
         return hint(value)
     if hint is str:
@@ -239,6 +240,8 @@ def load_config(path: Path | None = None, overrides: tuple[str, ...] = ()) -> Co
             text = path.read_text(encoding="utf-8")
         except OSError as exc:
             raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"config file {path} is not UTF-8 text") from None
         try:
             tree = yaml.safe_load(text)
         except yaml.YAMLError as exc:
@@ -262,6 +265,16 @@ def load_config(path: Path | None = None, overrides: tuple[str, ...] = ()) -> Co
         )
     if config.model.path is not None and config.model.labels is None:
         raise ConfigError("model.labels: required with model.path (a model without a manifest needs a labels file)")
+    pre = config.model.preprocessing
+    channels = 1 if pre.color_order == "GRAY" else 3
+    for name, values in (("mean", pre.mean), ("std", pre.std)):
+        if len(values) not in (1, channels):
+            raise ConfigError(
+                f"model.preprocessing.{name}: color_order {pre.color_order} needs "
+                f"{'1 value' if channels == 1 else '1 or 3 values'}, got {list(values)}"
+            )
+    if any(s <= 0 for s in pre.std):
+        raise ConfigError(f"model.preprocessing.std: every value must be positive, got {list(pre.std)}")
     if config.mqtt.ca_file is not None and not config.mqtt.tls:
         raise ConfigError(f"mqtt.ca_file: {str(config.mqtt.ca_file)!r} is set but mqtt.tls is false")
     if not config.mqtt.prefix or any(c in config.mqtt.prefix for c in "#+") or config.mqtt.prefix.startswith("/"):
@@ -283,6 +296,8 @@ def mqtt_password(config: MqttConfig) -> str | None:
                 return candidate.read_text(encoding="utf-8").strip() or None
             except OSError as exc:
                 raise ConfigError(f"mqtt.password_file: cannot read {candidate}: {exc.strerror}") from None
+            except UnicodeDecodeError:
+                raise ConfigError(f"mqtt.password_file: {candidate} is not UTF-8 text") from None
     if config.password_file:
         raise ConfigError(f"mqtt.password_file: {str(config.password_file)!r} does not exist")
     return None

@@ -53,6 +53,8 @@ def read_labels(path: Path) -> tuple[str, ...]:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as exc:
         raise ModelError(f"cannot read labels file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ModelError(f"labels file {path} is not UTF-8 text") from None
     labels = tuple(line.strip() for line in lines)
     if not labels or any(not label for label in labels):
         raise ModelError(f"labels file {path} is empty or has a blank line")
@@ -78,6 +80,8 @@ def load_manifest(path: Path) -> Manifest:
         raise ModelError(f"cannot read manifest {path}: {exc.strerror}") from None
     except json.JSONDecodeError as exc:
         raise ModelError(f"manifest {path} is not valid JSON: {exc.msg} at line {exc.lineno}") from None
+    except UnicodeDecodeError:
+        raise ModelError(f"manifest {path} is not UTF-8 text (a .tflite given for its .json?)") from None
     if not isinstance(document, dict):
         raise ModelError(f"manifest {path} is not a JSON object")
     if document.get("schema") != SCHEMA_ID:

@@ -99,8 +99,9 @@ class MqttPublisher:
             logger.warning("broker %s refused the connection: %s", self._address, reason_code)
             return
         logger.info("connected to broker %s", self._address)
-        self._connected.set()
+        # Fresh first: publish() must never see connected-but-not-fresh before `online` is sent.
         self._fresh_connection.set()
+        self._connected.set()
 
     def _on_connect_fail(self, client: Any, userdata: Any) -> None:
         # paho passes no reason: a closed port, a wrong host or a TLS handshake that failed.

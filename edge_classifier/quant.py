@@ -8,6 +8,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from .errors import ModelError
+
 SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.uint8), np.dtype(np.int8))
 
 
@@ -32,7 +34,9 @@ class QuantParams:
         zero_points = np.asarray(params.get("zero_points", []), dtype=np.int64)
         if scales.size > 1:
             # Per-channel quantization only appears on weights, never on model inputs/outputs.
-            raise ValueError(f"tensor {details.get('name')!r} is quantized per channel")
+            raise ModelError(
+                f"model tensor {details.get('name')!r} is quantized per channel; inputs and outputs need one scale"
+            )
         if scales.size == 1:
             return cls(dtype, float(scales[0]), int(zero_points[0]))
         scale, zero_point = details.get("quantization", (0.0, 0))

@@ -143,6 +143,25 @@ def test_check_config_rejects_an_unusable_ca_file_with_exit_78(tmp_path, content
     assert (78, 1, expected) == (out.returncode, len(lines), lines[0][: len(expected)])
 
 
+@pytest.mark.parametrize(("what", "command"), [("config file", "check-config"), ("manifest", "classify --model")])
+def test_a_binary_file_given_as_config_or_manifest_is_one_line_and_exit_78(what, command):
+    """The .tflite passed where a YAML config or a JSON manifest belongs is named in one line, exit 78."""
+    model = DEFAULT_MANIFEST.with_suffix(".tflite")
+    out = run_cli(*command.split(), str(model), *([str(SELFTEST[0][0])] if command == "classify --model" else []))
+    expected = f"error: {what} {model} is not UTF-8 text"
+    lines = out.stderr.splitlines()
+    assert (78, 1, expected) == (out.returncode, len(lines), lines[0][: len(expected)])
+
+
+def test_classify_top_k_below_one_is_refused():
+    """--top-k 0 is an argument error (one line, exit 1), not an empty answer."""
+    out = run_cli("classify", "--top-k", "0", str(SELFTEST[0][0]))
+    assert (1, "edge-classifier classify: error: argument --top-k: 0 is below 1 (see --help)\n") == (
+        out.returncode,
+        out.stderr,
+    )
+
+
 def test_unknown_command_line_option_is_one_line_and_exit_1():
     """argparse errors are a single line, not a usage block, and exit 1."""
     out = run_cli("run", "--no-such-flag")

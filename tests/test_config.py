@@ -66,7 +66,7 @@ def test_example_config_shows_the_defaults():
         ("result:\n  vote_window: 2.5\n", "result.vote_window: expected an integer from 1 to 1000, got 2.5"),
         ("model:\n  crop: fit\n", "model.crop: expected 'center' or 'squash', got 'fit'"),
         ("model:\n  preprocessing:\n    mean: [1, x]\n",
-         "model.preprocessing.mean: expected a non-empty list of numbers, got [1, 'x']"),
+         "model.preprocessing.mean: expected a non-empty list of finite numbers, got [1, 'x']"),
         ("model:\n  path: m.tflite\n", "model.labels: required with model.path (a model without a manifest needs a labels file)"),
         ("log_level: loud\n", "log_level: expected 'debug' or 'info' or 'warning' or 'error', got 'loud'"),
         ("mqtt: 5\n", "mqtt: expected a mapping of keys, got 5"),
@@ -75,6 +75,12 @@ def test_example_config_shows_the_defaults():
         ("mqtt:\n  reconnect_min_s: 10\n  reconnect_max_s: 5\n", "mqtt.reconnect_max_s: 5.0 is below mqtt.reconnect_min_s 10.0"),
         ("mqtt: [unclosed\n", "config file {path} is not valid YAML at line 2"),
         ("mqtt:\n  ca_file: /etc/ca.pem\n", "mqtt.ca_file: '/etc/ca.pem' is set but mqtt.tls is false"),
+        ("mqtt:\n  reconnect_min_s: .nan\n", "mqtt.reconnect_min_s: expected a number from 0.1 to 3600, got nan"),
+        ("result:\n  heartbeat_s: .inf\n", "result.heartbeat_s: expected a number from 0.1 to 86400, got inf"),
+        ("model:\n  preprocessing:\n    mean: [.nan]\n", "model.preprocessing.mean: expected a non-empty list of finite numbers, got [nan]"),
+        ("model:\n  preprocessing:\n    color_order: GRAY\n",
+         "model.preprocessing.mean: color_order GRAY needs 1 value, got [127.5, 127.5, 127.5]"),
+        ("model:\n  preprocessing:\n    std: [1, 0, 1]\n", "model.preprocessing.std: every value must be positive, got [1.0, 0.0, 1.0]"),
     ],
 )  # fmt: skip
 def test_bad_config_gives_exact_message(tmp_path, yaml_text, message):

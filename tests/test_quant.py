@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from edge_classifier.errors import ModelError
 from edge_classifier.quant import QuantParams, dequantize, quantize
 
 
@@ -47,3 +48,11 @@ def test_params_read_from_interpreter_details():
     details = {"name": "x", "dtype": np.int8, "quantization": (0.0, 0),
                "quantization_parameters": {"scales": np.array([0.25]), "zero_points": np.array([-7])}}  # fmt: skip
     assert QuantParams(np.dtype(np.int8), 0.25, -7) == QuantParams.from_details(details)
+
+
+def test_per_channel_quantized_input_is_a_model_error():
+    """A model input quantized per channel is refused as a model problem (exit 78), not a crash."""
+    details = {"name": "input", "dtype": np.int8, "quantization": (0.0, 0),
+               "quantization_parameters": {"scales": np.array([0.1, 0.2]), "zero_points": np.array([0, 0])}}  # fmt: skip
+    with pytest.raises(ModelError, match="'input' is quantized per channel"):
+        QuantParams.from_details(details)
