@@ -7,18 +7,20 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 import threading
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
+import yaml
 
 from .capture import Frame, OpenCVSource, SourceStats
-from .config import Config, SourceConfig
+from .config import Config, SourceConfig, load_config
 from .daemon import default_model_dirs, open_classifier
 from .errors import InputError
 from .interpreter import interpreter_class, io_specs, load_interpreter, run_raw
@@ -170,16 +172,14 @@ def end_to_end(config: Config, source_config: SourceConfig, frames: int) -> dict
     }
 
 
-def child_startup(config_json: str) -> None:
+def child_startup(config_file: str) -> None:
     """Run in a fresh process: load, self-test, first frame, first result; print RSS and times."""
     started_wall = time.time()
-    args = json.loads(config_json)
-    config = Config()
-    model = replace(config.model, manifest=Path(args["manifest"]) if args["manifest"] else None)
-    classifier, info = open_classifier(model)
+    config = load_config(Path(config_file))
+    classifier, info = open_classifier(config.model)
     publisher = MemoryPublisher()
     publisher.service()
-    source_config = replace(config.source, uri=args["video"], file_rate="max")
+    source_config = config.source
     with classifier, OpenCVSource(source_config) as source:
         frame = None
         while frame is None:
@@ -204,11 +204,29 @@ def child_startup(config_json: str) -> None:
     print(json.dumps(report))
 
 
-def startup_and_memory(manifest: Path | None, video: Path) -> dict[str, Any]:
-    spawned = time.time()
-    code = "import sys; from edge_classifier.bench import child_startup; child_startup(sys.argv[1])"
-    arg = json.dumps({"manifest": str(manifest) if manifest else None, "video": str(video)})
-    out = subprocess.run([sys.executable, "-c", code, arg], capture_output=True, text=True, timeout=120)
+def _plain(value: Any) -> Any:
+    """Config values as YAML can write them: paths as text, tuples as lists."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    return str(value) if isinstance(value, Path) else value
+
+
+def startup_and_memory(config: Config, video: Path) -> dict[str, Any]:
+    """A fresh process with the bench's model settings: time to the first result, then its memory."""
+    tree = {
+        "model": _plain(asdict(config.model)),
+        "source": {"uri": str(video), "file_rate": "max", "decode_threads": config.source.decode_threads},
+    }
+    with tempfile.TemporaryDirectory() as folder:
+        config_file = Path(folder) / "bench.yaml"
+        config_file.write_text(yaml.safe_dump(tree), encoding="utf-8")
+        spawned = time.time()
+        code = "import sys; from edge_classifier.bench import child_startup; child_startup(sys.argv[1])"
+        out = subprocess.run(
+            [sys.executable, "-c", code, str(config_file)], capture_output=True, text=True, timeout=120
+        )
     if out.returncode != 0:
         raise InputError(f"bench start-up child failed: {out.stderr.strip().splitlines()[-1:]}")
     child = json.loads(out.stdout.strip().splitlines()[-1])
@@ -254,7 +272,7 @@ def run_bench(
         "bare_inference": {"int8": bare_latency(model_path, threads, iterations)},
         "decode": decode_rate(source_config, frames),
         "end_to_end": end_to_end(config, source_config, frames),
-        "startup": startup_and_memory(config.model.manifest, video),
+        "startup": startup_and_memory(config, video),
     }
     if float_model:
         report["bare_inference"]["float32"] = bare_latency(float_model, threads, iterations)

@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .config import SourceConfig
-from .sources import Capture, open_capture, source_kind
+from .sources import Capture, frame_as_bgr, open_capture, source_kind
 
 logger = logging.getLogger(__name__)
 
@@ -159,7 +159,11 @@ class OpenCVSource:
     def _read_loop(self, generation: int, delay: float) -> None:
         if delay and self._closed.wait(delay):
             return
-        cap = self._opener(self._config)
+        try:
+            cap = self._opener(self._config)
+        except (cv2.error, OSError) as exc:
+            self._fail(generation, f"cannot open source {self._config.uri!r} ({exc})")
+            return
         try:
             if not cap.isOpened():
                 self._fail(generation, f"cannot open source {self._config.uri!r}")
@@ -197,12 +201,20 @@ class OpenCVSource:
                     return
                 self._fail(generation, f"source {self._config.uri!r} stopped delivering frames")
                 return
+            image = frame_as_bgr(image)
+            if image is None:
+                self._fail(generation, f"source {self._config.uri!r} gives frames that are not 8-bit BGR, grey or BGRA")
+                return
             # A live camera that was unplugged can hand back the same buffer forever.
             probe = image[::16, ::16]
             repeated = not self._finite and previous_probe is not None and np.array_equal(probe, previous_probe)
             previous_probe = probe.copy()
             if period:
                 next_due += period
+                with self._cond:
+                    if self._current(generation):
+                        # Waiting for a slow file's next frame time is not a stall (a 0.1 fps timelapse).
+                        self._last_progress = max(self._last_progress, next_due)
                 wait = next_due - time.monotonic()
                 if wait > 0 and self._closed.wait(wait):
                     return

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import glob
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
 import cv2
+import numpy as np
+import numpy.typing as npt
 
 from .config import SourceConfig
 from .errors import ConfigError
@@ -33,7 +36,7 @@ def source_kind(uri: int | str) -> str:
         return "gstreamer"
     if "://" in uri:
         return "stream"
-    if any(c in uri for c in "*?["):
+    if any(c in uri for c in "*?[") and not Path(uri).is_file():
         return "glob"
     return "file"
 
@@ -66,6 +69,22 @@ class ImageGlobCapture:
 
     def release(self) -> None:
         self._files = []
+
+
+def frame_as_bgr(image: Any) -> npt.NDArray[Any] | None:
+    """An 8-bit BGR frame from what a capture returned: grey and BGRA are converted, anything else is None."""
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
+        return None
+    if image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 1):
+        # A GStreamer pipeline ending in GRAY8, or a monochrome camera.
+        bgr: npt.NDArray[Any] = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+        return bgr
+    if image.ndim == 3 and image.shape[2] == 4:
+        without_alpha: npt.NDArray[Any] = cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+        return without_alpha
+    if image.ndim == 3 and image.shape[2] == 3:
+        return image
+    return None
 
 
 def open_capture(config: SourceConfig) -> Capture:
@@ -101,13 +120,23 @@ def open_capture(config: SourceConfig) -> Capture:
     return cap
 
 
-def check_source(config: SourceConfig) -> None:
-    """Refuse at start-up a file or glob that does not exist (a camera, unlike them, may be plugged in later).
+def check_source(config: SourceConfig, opener: Callable[[SourceConfig], Capture] = open_capture) -> None:
+    """Refuse at start-up a file or glob that gives no frame (a camera, unlike them, may be plugged in later).
 
-    A ConfigError (exit 78): restarting the service will not make the file appear.
+    A ConfigError (exit 78): restarting the service will not make the file readable.
     """
     kind = source_kind(config.uri)
     if kind == "file" and not Path(str(config.uri)).is_file():
         raise ConfigError(f"source.uri: video file {config.uri!r} does not exist")
     if kind == "glob" and not glob.glob(str(config.uri)):
         raise ConfigError(f"source.uri: no image matches {config.uri!r}")
+    if kind in ("file", "glob"):
+        cap = opener(config)
+        try:
+            ok, image = cap.read() if cap.isOpened() else (False, None)
+        finally:
+            cap.release()
+        if not ok or frame_as_bgr(image) is None:
+            if kind == "glob":
+                raise ConfigError(f"source.uri: none of the images matching {config.uri!r} is readable")
+            raise ConfigError(f"source.uri: video file {config.uri!r} gives no frame OpenCV can decode")

@@ -11,7 +11,7 @@ import pytest
 from edge_classifier.capture import OpenCVSource
 from edge_classifier.config import SourceConfig
 from edge_classifier.errors import ConfigError
-from edge_classifier.sources import check_source, open_capture, source_kind
+from edge_classifier.sources import check_source, frame_as_bgr, open_capture, source_kind
 
 
 def write_video(path, frames=20, fps=20.0, size=(160, 120)):
@@ -96,6 +96,102 @@ def test_missing_file_is_refused_at_start(tmp_path):
     """A video file that does not exist is a ConfigError, not an endless reopen loop."""
     with pytest.raises(ConfigError, match="video file .*missing.mp4' does not exist"):
         check_source(SourceConfig(uri=str(tmp_path / "missing.mp4")))
+
+
+def test_file_that_is_not_a_video_is_refused_at_start(tmp_path):
+    """A file OpenCV cannot decode is a ConfigError at start-up, not an endless reopen loop."""
+    fake = tmp_path / "notes.mp4"
+    fake.write_text("not a video")
+    with pytest.raises(ConfigError, match="video file .*notes.mp4' gives no frame OpenCV can decode"):
+        check_source(SourceConfig(uri=str(fake)))
+
+
+def test_glob_of_unreadable_images_is_refused_at_start(tmp_path):
+    """A glob whose every match is unreadable is a ConfigError at start-up."""
+    (tmp_path / "a.png").write_text("not an image")
+    with pytest.raises(ConfigError, match="none of the images matching .* is readable"):
+        check_source(SourceConfig(uri=str(tmp_path / "*.png")))
+
+
+def test_existing_file_with_glob_characters_is_a_file(tmp_path):
+    """clip[1].mp4 that exists is played as a file, not searched as a pattern."""
+    video = write_video(tmp_path / "clip[1].mp4", frames=3)
+    check_source(SourceConfig(uri=str(video)))
+    assert ("file", "glob") == (source_kind(str(video)), source_kind(str(tmp_path / "clip[2].mp4")))
+
+
+@pytest.mark.parametrize(
+    ("image", "expected_shape"),
+    [(np.zeros((4, 6), np.uint8), (4, 6, 3)), (np.zeros((4, 6, 1), np.uint8), (4, 6, 3)),
+     (np.zeros((4, 6, 4), np.uint8), (4, 6, 3)), (np.zeros((4, 6, 3), np.uint8), (4, 6, 3)),
+     (np.zeros((4, 6, 3), np.uint16), None), (None, None)],
+)  # fmt: skip
+def test_frames_become_8_bit_bgr_or_are_refused(image, expected_shape):
+    """Grey and BGRA frames are converted to BGR once, at the source; other formats are refused."""
+    converted = frame_as_bgr(image)
+    assert expected_shape == (None if converted is None else converted.shape)
+
+
+def test_grey_camera_frames_reach_the_loop_as_bgr():
+    """A camera (or GStreamer pipeline) giving GRAY8 frames delivers 3-channel BGR frames."""
+
+    class GreyCapture(BlockingCapture):
+        def read(self):
+            ok, image = super().read()
+            return ok, None if image is None else image[:, :, 0]
+
+    release = threading.Event()
+    source = OpenCVSource(SourceConfig(uri=0), opener=lambda config: GreyCapture(2, release))
+    try:
+        frame = None
+        while frame is None:
+            frame = source.get(5.0)
+    finally:
+        release.set()
+        source.close()
+    assert (4, 4, 3) == frame.image_bgr.shape
+
+
+def test_slow_file_at_native_rate_is_not_a_stall(tmp_path):
+    """Images played at 2 fps with a 0.2 s stall timeout: waiting for the next frame time is not a stall."""
+    for i in range(2):
+        cv2.imwrite(str(tmp_path / f"{i}.png"), np.full((8, 8, 3), 100 * i, np.uint8))
+    config = SourceConfig(uri=str(tmp_path / "*.png"), fps=2.0, stall_timeout_s=0.2, reopen_backoff_s=0.01)
+    with OpenCVSource(config) as source:
+        frames = []
+        for _ in range(4):  # bounded: a source reopened on every frame would never end
+            frame = source.get(2.0)
+            if frame is not None:
+                frames.append(frame)
+            if source.ended:
+                break
+        stats = source.stats()
+    assert ([0, 1], 0) == ([f.index for f in frames], stats.stalls)
+
+
+def test_opener_that_raises_is_retried_not_fatal():
+    """An OpenCV error while opening is logged and retried with backoff; the source keeps going."""
+    attempts = []
+    opened = threading.Event()
+    release = threading.Event()
+
+    def opener(config):
+        attempts.append(1)
+        if len(attempts) < 3:
+            raise cv2.error("backend refused")
+        opened.set()
+        return BlockingCapture(1, release)
+
+    source = OpenCVSource(SourceConfig(uri=0, reopen_backoff_s=0.01, reopen_backoff_max_s=0.02), opener=opener)
+    try:
+        frame = None
+        while frame is None:
+            frame = source.get(5.0)
+        stats = source.stats()
+    finally:
+        release.set()
+        source.close()
+    assert (3, True, 2) == (len(attempts), opened.is_set(), stats.stalls)
 
 
 class BlockingCapture:
