@@ -133,6 +133,29 @@ def _describe(hint: Any) -> str:
     )
 
 
+@dataclass(frozen=True)
+class _Typed:
+    """A --set value as typed and as YAML reads it; the key's type decides which one counts."""
+
+    text: str
+    parsed: Any
+
+
+def _text_wanted(hint: Any) -> bool:
+    """A key that holds text (a string or a path), and never a number, takes a --set value as typed."""
+    options = get_args(hint) if get_origin(hint) in (Union, types.UnionType) else (hint,)
+    return any(o in (str, Path) for o in options) and not any(o in (int, float, bool) for o in options)
+
+
+def _resolve(value: Any, hint: Any) -> Any:
+    if not isinstance(value, _Typed):
+        return value
+    # `--set device_id=0042` means the text 0042 (YAML reads 42), `--set mqtt.username=null` still null.
+    if _text_wanted(hint) and value.parsed is not None and not isinstance(value.parsed, str):
+        return value.text.strip()
+    return value.parsed
+
+
 def _convert(key: str, value: Any, hint: Any, meta: dict[str, Any]) -> Any:
     """Value checked against a type hint; ValueError(message) if it does not fit."""
     origin = get_origin(hint)
@@ -194,6 +217,8 @@ def _convert(key: str, value: Any, hint: Any, meta: dict[str, Any]) -> Any:
 
 
 def _build(cls: Any, data: Any, prefix: str) -> Any:
+    if isinstance(data, _Typed):
+        data = data.parsed
     if not isinstance(data, dict):
         raise ConfigError(f"{prefix or 'config'}: expected a mapping of keys, got {data!r}")
     hints = get_type_hints(cls)
@@ -203,8 +228,9 @@ def _build(cls: Any, data: Any, prefix: str) -> Any:
         key = f"{prefix}.{unknown[0]}" if prefix else str(unknown[0])
         raise ConfigError(f"{key}: unknown key (known keys here: {', '.join(fields)})")
     kwargs = {}
-    for name, value in data.items():
+    for name, given in data.items():
         key = f"{prefix}.{name}" if prefix else name
+        value = _resolve(given, hints[name])
         try:
             kwargs[name] = _convert(key, value, hints[name], dict(fields[name].metadata))
         except ValueError as exc:
@@ -222,6 +248,8 @@ def _set_dotted(tree: dict[str, Any], assignment: str) -> None:
         value = raw
     if isinstance(value, str) and value != raw.strip():
         value = raw  # YAML ate part of it (a '#' comment, quotes): the user meant the text as typed
+    if not isinstance(value, dict | list):
+        value = _Typed(raw, value)
     node = tree
     parts = key.split(".")
     for part in parts[:-1]:

@@ -37,6 +37,14 @@ def test_override_keeps_text_yaml_would_treat_as_comment():
     assert "till #3" == load_config(None, ("device_id=till #3",)).device_id
 
 
+def test_override_of_a_text_key_keeps_the_text_as_typed():
+    """A text key takes 0042 or yes as typed (YAML would make them 42 and true); null still means unset."""
+    config = load_config(None, ("device_id=0042", "mqtt.host=10", "mqtt.username=yes", "mqtt.password_file=null",
+                                "source.uri=2"))  # fmt: skip
+    assert ("0042", "10", "yes", None, 2) == (
+        config.device_id, config.mqtt.host, config.mqtt.username, config.mqtt.password_file, config.source.uri)  # fmt: skip
+
+
 def test_config_is_immutable():
     """A loaded config cannot be changed at run time."""
     config = load_config()
