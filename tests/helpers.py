@@ -180,10 +180,6 @@ class Daemon:
         return self.proc.wait(timeout)
 
 
-def start_daemon(*args: str, env: dict[str, str] | None = None) -> Daemon:
-    return Daemon(*args, env=env)
-
-
 def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "edge_classifier.cli", *args],

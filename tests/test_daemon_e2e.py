@@ -6,7 +6,7 @@ import signal
 import jsonschema
 import pytest
 
-from helpers import SAMPLE_VIDEO, SCHEMAS, Broker, Subscriber, start_daemon
+from helpers import SAMPLE_VIDEO, SCHEMAS, Broker, Subscriber
 
 pytestmark = pytest.mark.slow
 
@@ -34,9 +34,9 @@ def lcs(a, b):
     return table[-1][-1]
 
 
-def test_stable_labels_follow_the_sample_videos_ground_truth(broker, subscriber):
+def test_stable_labels_follow_the_sample_videos_ground_truth(broker, subscriber, daemons):
     """Every frame at full speed: the stable labels match >= 90% of the segments and payloads validate."""
-    proc = start_daemon(*daemon_args(broker.port, "e2e", "--set", "source.file_rate=max"))
+    proc = daemons(*daemon_args(broker.port, "e2e", "--set", "source.file_rate=max"))
     assert 0 == proc.wait(120), proc.log
     subscriber.wait_for(lambda m: m.topic == "edge-classifier/e2e/status" and m.payload == "offline")
     messages = [m for m in subscriber.seen if m.topic.startswith("edge-classifier/e2e/")]
@@ -59,28 +59,28 @@ def test_stable_labels_follow_the_sample_videos_ground_truth(broker, subscriber)
     assert list(range(1, len(results) + 1)) == [r["seq"] for r in results]
 
 
-def test_sigterm_publishes_offline_and_exits_zero(broker, subscriber):
+def test_sigterm_publishes_offline_and_exits_zero(broker, subscriber, daemons):
     """On SIGTERM the daemon publishes a retained 'offline' and exits with status 0."""
-    proc = start_daemon(*daemon_args(broker.port, "term", "--set", "source.loop=true"))
+    proc = daemons(*daemon_args(broker.port, "term", "--set", "source.loop=true"))
     subscriber.wait_for(lambda m: m.topic == "edge-classifier/term/result")
     code = proc.stop(signal.SIGTERM)
     offline = subscriber.wait_for(lambda m: m.topic == "edge-classifier/term/status")
     assert (0, "offline") == (code, offline.payload)
 
 
-def test_sigkill_fires_the_last_will(broker, subscriber):
+def test_sigkill_fires_the_last_will(broker, subscriber, daemons):
     """A daemon killed with SIGKILL is marked offline by the broker's Last Will."""
-    proc = start_daemon(*daemon_args(broker.port, "kill", "--set", "source.loop=true"))
+    proc = daemons(*daemon_args(broker.port, "kill", "--set", "source.loop=true"))
     subscriber.wait_for(lambda m: m.topic == "edge-classifier/kill/result")
     code = proc.stop(signal.SIGKILL)
     will = subscriber.wait_for(lambda m: m.topic == "edge-classifier/kill/status")
     assert (-signal.SIGKILL, "offline") == (code, will.payload)
 
 
-def test_broker_down_at_start_and_restarted_mid_run(tmp_path):
+def test_broker_down_at_start_and_restarted_mid_run(tmp_path, daemons):
     """The daemon starts without a broker, connects when it appears, and reconnects after a restart."""
     broker = Broker(tmp_path)  # port chosen, not started yet
-    proc = start_daemon(*daemon_args(broker.port, "flaky", "--set", "source.loop=true",
+    proc = daemons(*daemon_args(broker.port, "flaky", "--set", "source.loop=true",
                                      "--set", "mqtt.connect_wait_s=0"))  # fmt: skip
     try:
         proc.wait_for_line(lambda line: "classifying anyway" in line)

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from helpers import SAMPLE_VIDEO, Broker, Subscriber, free_port, start_daemon
+from helpers import SAMPLE_VIDEO, Broker, Subscriber, free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not shutil.which("openssl"), reason="needs the openssl command")]
 
@@ -56,11 +56,11 @@ def tls_args(port, device, ca_file):
             "--set", f"mqtt.ca_file={ca_file}", "--set", "mqtt.reconnect_min_s=1", "--set", "mqtt.reconnect_max_s=1")  # fmt: skip
 
 
-def test_daemon_publishes_over_tls_when_the_broker_certificate_verifies(tls_broker, tmp_path):
+def test_daemon_publishes_over_tls_when_the_broker_certificate_verifies(tls_broker, tmp_path, daemons):
     """With the broker's CA as mqtt.ca_file the daemon connects over TLS, goes online, publishes, and goes offline."""
     subscriber = Subscriber(tls_broker.port)
     try:
-        proc = start_daemon(*tls_args(tls_broker.tls_port, "tls", tmp_path / "ca.crt"))
+        proc = daemons(*tls_args(tls_broker.tls_port, "tls", tmp_path / "ca.crt"))
         online = subscriber.wait_for(lambda m: m.topic == "edge-classifier/tls/status")
         result = subscriber.wait_for(lambda m: m.topic == "edge-classifier/tls/result")
         code = proc.stop(signal.SIGTERM)
@@ -71,12 +71,14 @@ def test_daemon_publishes_over_tls_when_the_broker_certificate_verifies(tls_brok
         online.payload, result.json()["model"]["name"], code, offline.payload)  # fmt: skip
 
 
-def test_a_broker_certificate_from_another_ca_is_refused_and_the_daemon_keeps_classifying(tls_broker, tmp_path):
+def test_a_broker_certificate_from_another_ca_is_refused_and_the_daemon_keeps_classifying(
+    tls_broker, tmp_path, daemons
+):
     """A broker whose certificate the configured CA did not sign is never connected to; classifying goes on."""
     other_ca = make_ca(tmp_path, "other")
     subscriber = Subscriber(tls_broker.port)
     try:
-        proc = start_daemon(*tls_args(tls_broker.tls_port, "mitm", other_ca))
+        proc = daemons(*tls_args(tls_broker.tls_port, "mitm", other_ca))
         proc.wait_for_line(lambda line: "could not connect to broker 127.0.0.1" in line)
         proc.wait_for_line(lambda line: "stable label" in line)
         proc.wait_for_line(lambda line: "could not connect to broker 127.0.0.1" in line)
