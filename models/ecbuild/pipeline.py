@@ -179,6 +179,7 @@ def build(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
     prepared = prepare(args, spec, (args.resolution, args.resolution))
 
     import tensorflow as tf
+    import tf_keras
 
     from . import convert, evaluate, foldcheck, package, record, train
 
@@ -187,6 +188,8 @@ def build(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
         # Same data, seed, machine and library versions -> the same weights, bit for bit (oneDNN's
         # default kernels otherwise sum in a varying order and every rerun drifts).
         tf.config.experimental.enable_op_determinism()
+        # Determinism refuses unseeded random ops; a cached model skips build_model, which seeds.
+        tf_keras.utils.set_random_seed(args.seed)
     verbose = 0 if args.quiet else 2
     options = chosen["train"]
     name = record.display_name(options.architecture)
