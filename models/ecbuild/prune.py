@@ -87,6 +87,7 @@ def prune(
             return tfmot.sparsity.keras.prune_low_magnitude(layer, pruning_schedule=pruning_schedule)
         return layer
 
+    train.set_bn_momentum(model, train.FINETUNE_BN_MOMENTUM)
     wrapped = keras.models.clone_model(model, clone_function=wrap)
     loss = keras.losses.CategoricalCrossentropy(label_smoothing=options.label_smoothing)
     callbacks = [tfmot.sparsity.keras.UpdatePruningStep()]

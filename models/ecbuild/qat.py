@@ -64,6 +64,7 @@ def quantization_aware_training(
     verbose: int = 1,
 ) -> tuple[keras.Model, dict[str, Any]]:
     """Fine-tune a fake-quantized copy of the trained MODEL; returns it (ready for int8 conversion) and the fit."""
+    train.set_bn_momentum(model, train.FINETUNE_BN_MOMENTUM)  # copied into the quantized clone's config
     quantized = quantize_aware(model, keep_sparsity)
     ds, steps = train.one_hot_dataset(train_pixels, train_labels, int(model.output_shape[-1]), spec, options)
     loss = keras.losses.CategoricalCrossentropy(label_smoothing=options.label_smoothing)

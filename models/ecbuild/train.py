@@ -88,6 +88,20 @@ def build_model(options: TrainOptions, num_classes: int, channels: int) -> keras
     return model
 
 
+FINETUNE_BN_MOMENTUM = 0.99
+
+
+def set_bn_momentum(model: keras.Model, momentum: float) -> None:
+    """Set every BatchNormalization layer's moving-average momentum (nested models included).
+
+    A fine-tune of a few epochs (pruning, QAT) changes the weights under the batch norms; at Keras'
+    0.999 their moving statistics lag behind and the model collapses in inference mode.
+    """
+    for layer in model.submodules:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = momentum
+
+
 def normalize_tf(pixels: tf.Tensor, spec: Preprocessing) -> tf.Tensor:
     """The same arithmetic as edge_classifier.preprocess.normalize, inside the tf.data graph."""
     mean = tf.constant(spec.mean, dtype=tf.float32)
