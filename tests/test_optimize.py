@@ -9,7 +9,7 @@ import jsonschema
 import pytest
 
 from ecbuild import selection, sweep
-from ecbuild.report import latest, rebuild_command, render
+from ecbuild.report import latest, planned_but_missing, rebuild_command, render
 from helpers import MODELS, SCHEMAS
 
 HAS_TENSORFLOW = importlib.util.find_spec("tensorflow") is not None
@@ -95,6 +95,13 @@ def test_rebuild_command_keeps_the_last_value_and_qat_epochs_only_for_qat():
         "python models/build.py --epochs 60 --alpha 0.35 --quantization int8",
         "python models/build.py --qat-epochs 2 --epochs 60 --alpha 0.35 --quantization qat",
     ] == commands
+
+
+def test_report_names_the_planned_variants_not_yet_measured():
+    """A results file holding part of a plan makes the report list what is missing, in plan order."""
+    _, variants = sweep.mini_plan(1, 1)
+    records = [{**fake_record(variants[1].name, 90.0, 1.0, 1), "plan": "mini"}]
+    assert [v.name for v in variants if v is not variants[1]] == planned_but_missing(records)
 
 
 def test_sweep_skips_variants_already_in_the_results(tmp_path):

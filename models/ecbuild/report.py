@@ -12,7 +12,7 @@ from typing import Any
 
 from . import report_sections as sections
 from .selection import Rule, choose, goal_status, latency_p50, pareto_front
-from .sweep import DEFAULT_RESULTS, MODELS_DIR, read_results
+from .sweep import DEFAULT_RESULTS, MODELS_DIR, full_plan, mini_plan, read_results
 
 logger = logging.getLogger(__name__)
 
@@ -122,6 +122,16 @@ def selection_lines(records: list[dict[str, Any]], chosen: dict[str, Any] | None
     return [*lines, ""]
 
 
+def planned_but_missing(records: list[dict[str, Any]]) -> list[str]:
+    """Variants of the records' plan (full or mini) that have no row yet."""
+    plan = records[0].get("plan")
+    if plan not in ("full", "mini"):
+        return []
+    _, variants = (full_plan if plan == "full" else mini_plan)(1, 1)
+    measured = {r["variant"] for r in records}
+    return [v.name for v in variants if v.name not in measured]
+
+
 def header(records: list[dict[str, Any]], results: Path, output: Path) -> list[str]:
     first = records[0]
     train_sets = sorted({str(r["train_images"]) for r in records})
@@ -137,6 +147,13 @@ def header(records: list[dict[str, Any]], results: Path, output: Path) -> list[s
             "> **These figures come from the mini plan** (a few thousand images, one epoch, 32 px): it proves that "
             "every command runs and measures nothing worth choosing by. The real figures come from "
             "`python models/sweep.py` (all of Fashion-MNIST) followed by `python models/report.py`.",
+            "",
+        ]
+    missing = planned_but_missing(records)
+    if missing:
+        banner = [
+            f"> **Partial: {len(missing)} variants of the sweep's plan are not measured yet** ({', '.join(missing)}). "
+            "`python models/sweep.py` resumes where it stopped; the rule below chose among the measured rows only.",
             "",
         ]
     return [
