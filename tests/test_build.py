@@ -86,6 +86,7 @@ def test_image_folder_build_learns_distinct_classes(tmp_path):
          "(0.35, 0.5, 0.75, 1.0, 1.3, 1.4) and resolution in (96, 128, 160, 192, 224), not alpha 0.35 at 64"),
         (["--image-dir", "{tmp}/photos"], "error: class folder {tmp}/photos/dress has 0 images; each class needs at least 2"),
         (["--epochs", "0"], "build.py: error: --epochs must be at least 1"),
+        (["--random-erasing", "1.5"], "error: --random-erasing 1.5 must be between 0 and 1"),
     ],
 )  # fmt: skip
 def test_bad_build_input_is_one_line_and_nonzero(tmp_path, args, message):
@@ -108,3 +109,30 @@ def test_corrupt_idx_file_is_named(tmp_path):
     (tmp_path / "t10k-labels-idx1-ubyte.gz").write_bytes(b"\x1f\x8b broken")
     with pytest.raises(InputError, match="t10k-labels-idx1-ubyte.gz is not a readable gzip file"):
         load_fashion_mnist(tmp_path)
+
+
+def test_random_erasing_replaces_one_rectangle_of_the_documented_size():
+    """With probability 1 each image gets one rectangle of 2-40 % of its area; with 0 it is untouched."""
+    from ecbuild.train import random_erase
+
+    tensorflow.random.set_seed(3)
+    image = np.full((96, 96, 3), 7, dtype=np.uint8)
+    areas = []
+    for _ in range(20):
+        erased = random_erase(tensorflow.constant(image), 1.0).numpy()
+        rows, cols = np.nonzero((erased != 7).any(axis=2))
+        areas.append((np.ptp(rows) + 1) * (np.ptp(cols) + 1) / 96**2)
+    untouched = random_erase(tensorflow.constant(image), 0.0).numpy()
+    assert (True, True) == (0.015 < min(areas) and max(areas) <= 0.41, np.array_equal(image, untouched))
+
+
+def test_caches_trained_before_random_erasing_still_match():
+    """With random erasing off, the cache description has no new key, so older Keras caches are reused."""
+    from dataclasses import replace
+
+    from ecbuild.train import TrainOptions
+    from ecbuild.trainstage import describe
+
+    options = TrainOptions(0.35, 96, 1, 128, 2e-3, 0.1, 0.2, "none", 1)
+    keys = [set(describe(o, {})["options"]) for o in (options, replace(options, random_erasing=0.5))]
+    assert ({"random_erasing"}, False) == (keys[1] - keys[0], "random_erasing" in keys[0])

@@ -38,6 +38,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     t.add_argument("--label-smoothing", type=float, default=0.1)
     t.add_argument("--dropout", type=float, default=0.2)
     t.add_argument("--no-augment", action="store_true", help="no random flips and shifts")
+    t.add_argument(
+        "--random-erasing",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="erase a random rectangle of each training image with probability P (default 0: off)",
+    )
     t.add_argument("--bn-momentum", type=float, help="batch-norm moving-average momentum (short runs: 0.9)")
     t.add_argument("--seed", type=int, default=1)
     t.add_argument(

@@ -80,6 +80,7 @@ def check_arguments(args: argparse.Namespace) -> dict[str, Any]:
         weights=args.weights,
         seed=args.seed,
         augment=not args.no_augment,
+        random_erasing=args.random_erasing,
         bn_momentum=args.bn_momentum,
         architecture=args.architecture,
     )

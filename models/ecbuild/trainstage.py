@@ -52,7 +52,11 @@ def sidecar(path: Path) -> Path:
 
 def describe(options: train.TrainOptions, extra: dict[str, Any]) -> dict[str, Any]:
     """The facts a cached model must match to be reused."""
-    return {"options": asdict(options), **extra}
+    described = asdict(options)
+    if not options.random_erasing:
+        # Caches written before the option existed must still match when it is off.
+        del described["random_erasing"]
+    return {"options": described, **extra}
 
 
 def load_cached(path: Path, expected: dict[str, Any]) -> Trained | None:
