@@ -11,6 +11,7 @@ from typing import Any, Literal
 import yaml
 
 from .errors import ConfigError
+from .preprocess import Preprocessing, PreprocessingValueError
 from .topics import sanitize_device_id
 from .typed import build_dataclass, set_dotted
 
@@ -150,15 +151,10 @@ def load_config(path: Path | None = None, overrides: tuple[str, ...] = ()) -> Co
     if config.model.path is not None and config.model.labels is None:
         raise ConfigError("model.labels: required with model.path (a model without a manifest needs a labels file)")
     pre = config.model.preprocessing
-    channels = 1 if pre.color_order == "GRAY" else 3
-    for name, values in (("mean", pre.mean), ("std", pre.std)):
-        if len(values) not in (1, channels):
-            raise ConfigError(
-                f"model.preprocessing.{name}: color_order {pre.color_order} needs "
-                f"{'1 value' if channels == 1 else '1 or 3 values'}, got {list(values)}"
-            )
-    if any(s <= 0 for s in pre.std):
-        raise ConfigError(f"model.preprocessing.std: every value must be positive, got {list(pre.std)}")
+    try:
+        Preprocessing(pre.color_order, "center", pre.interpolation, pre.mean, pre.std)
+    except PreprocessingValueError as exc:
+        raise ConfigError(f"model.preprocessing.{exc.field}: {exc}") from None
     if config.mqtt.ca_file is not None and not config.mqtt.tls:
         raise ConfigError(f"mqtt.ca_file: {str(config.mqtt.ca_file)!r} is set but mqtt.tls is false")
     if not config.mqtt.prefix or any(c in config.mqtt.prefix for c in "#+") or config.mqtt.prefix.startswith("/"):

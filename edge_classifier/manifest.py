@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ModelError
-from .preprocess import Preprocessing
+from .preprocess import Preprocessing, PreprocessingValueError
 
 SCHEMA_ID = "edge-classifier/manifest/v1"
 OUTPUT_KINDS = ("probabilities", "logits")
@@ -99,6 +99,8 @@ def load_manifest(path: Path) -> Manifest:
             mean=tuple(float(v) for v in pre.get("mean", ())),
             std=tuple(float(v) for v in pre.get("std", ())),
         )
+    except PreprocessingValueError as exc:
+        raise ModelError(f"manifest {path}: preprocessing.{exc.field}: {exc}") from None
     except (ValueError, TypeError) as exc:
         raise ModelError(f"manifest {path}: preprocessing: {exc}") from None
     output_kind = _field(document, "output.kind", str, path)

@@ -29,6 +29,14 @@ CROP_MODES = ("center", "squash")
 Image = npt.NDArray[Any]  # an OpenCV image; its colour order is in the variable's name
 
 
+class PreprocessingValueError(ValueError):
+    """A preprocessing value that cannot work; `field` names it for the caller's dotted key."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+
+
 @dataclass(frozen=True)
 class Preprocessing:
     """How pixels become model input: real = (pixel - mean[c]) / std[c] in the model's channel order."""
@@ -41,17 +49,18 @@ class Preprocessing:
 
     def __post_init__(self) -> None:
         if self.color_order not in COLOR_ORDERS:
-            raise ValueError(f"color_order must be one of {', '.join(COLOR_ORDERS)}")
+            raise PreprocessingValueError("color_order", f"must be one of {', '.join(COLOR_ORDERS)}")
         if self.crop not in CROP_MODES:
-            raise ValueError(f"crop must be one of {', '.join(CROP_MODES)}")
+            raise PreprocessingValueError("crop", f"must be one of {', '.join(CROP_MODES)}")
         if self.interpolation not in INTERPOLATIONS:
-            raise ValueError(f"interpolation must be one of {', '.join(INTERPOLATIONS)}")
-        channels = 1 if self.color_order == "GRAY" else 3
+            raise PreprocessingValueError("interpolation", f"must be one of {', '.join(INTERPOLATIONS)}")
         for name, values in (("mean", self.mean), ("std", self.std)):
-            if len(values) not in (1, channels):
-                raise ValueError(f"{name} needs 1 or {channels} values, got {len(values)}")
+            if len(values) not in (1, self.channels):
+                wanted = "1 value" if self.channels == 1 else "1 or 3 values"
+                message = f"color_order {self.color_order} needs {wanted}, got {list(values)}"
+                raise PreprocessingValueError(name, message)
         if any(s <= 0 for s in self.std):
-            raise ValueError("std values must be positive")
+            raise PreprocessingValueError("std", f"every value must be positive, got {list(self.std)}")
 
     @property
     def channels(self) -> int:
