@@ -177,64 +177,71 @@ class OpenCVSource:
         finally:
             cap.release()
 
-    def _pump(self, generation: int, cap: Capture) -> None:
-        fps = cap.get(cv2.CAP_PROP_FPS) or self._config.fps or (1.0 if self._kind == "glob" else 30.0)
-        period = 1.0 / fps if self._finite and not self._every_frame else 0.0
-        next_due = time.monotonic()
-        previous_probe: npt.NDArray[np.uint8] | None = None
-        index = 0
-        while self._current(generation):
-            start = time.monotonic()
-            ok, image = cap.read()
-            decode_s = time.monotonic() - start
-            if not ok or image is None:
-                if self._finite and self._config.loop and index > 0:
-                    cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
-                    if self._kind == "glob":
-                        cap = self._replace(cap)
-                    continue
-                if self._finite:
+    def _pump(self, generation: int, opened: Capture) -> None:
+        cap = opened  # a looping glob replaces it each pass; the caller releases the first one
+        try:
+            fps = cap.get(cv2.CAP_PROP_FPS) or self._config.fps or (1.0 if self._kind == "glob" else 30.0)
+            period = 1.0 / fps if self._finite and not self._every_frame else 0.0
+            next_due = time.monotonic()
+            previous_probe: npt.NDArray[np.uint8] | None = None
+            index = 0
+            while self._current(generation):
+                start = time.monotonic()
+                ok, image = cap.read()
+                decode_s = time.monotonic() - start
+                if not ok or image is None:
+                    if self._finite and self._config.loop and index > 0:
+                        cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+                        if self._kind == "glob":
+                            cap = self._replace(cap)
+                        continue
+                    if self._finite:
+                        with self._cond:
+                            if self._current(generation):
+                                self._state, self._ended = "ended", True
+                                self._cond.notify_all()
+                        return
+                    self._fail(generation, f"source {self._config.uri!r} stopped delivering frames")
+                    return
+                image = frame_as_bgr(image)
+                if image is None:
+                    self._fail(
+                        generation, f"source {self._config.uri!r} gives frames that are not 8-bit BGR, grey or BGRA"
+                    )
+                    return
+                # A live camera that was unplugged can hand back the same buffer forever.
+                probe = image[::16, ::16]
+                repeated = not self._finite and previous_probe is not None and np.array_equal(probe, previous_probe)
+                previous_probe = probe.copy()
+                if period:
+                    next_due += period
                     with self._cond:
                         if self._current(generation):
-                            self._state, self._ended = "ended", True
-                            self._cond.notify_all()
-                    return
-                self._fail(generation, f"source {self._config.uri!r} stopped delivering frames")
-                return
-            image = frame_as_bgr(image)
-            if image is None:
-                self._fail(generation, f"source {self._config.uri!r} gives frames that are not 8-bit BGR, grey or BGRA")
-                return
-            # A live camera that was unplugged can hand back the same buffer forever.
-            probe = image[::16, ::16]
-            repeated = not self._finite and previous_probe is not None and np.array_equal(probe, previous_probe)
-            previous_probe = probe.copy()
-            if period:
-                next_due += period
+                            # Waiting for a slow file's next frame time is not a stall (a 0.1 fps timelapse).
+                            self._last_progress = max(self._last_progress, next_due)
+                    wait = next_due - time.monotonic()
+                    if wait > 0 and self._closed.wait(wait):
+                        return
+                    next_due = max(next_due, time.monotonic() - period)
                 with self._cond:
-                    if self._current(generation):
-                        # Waiting for a slow file's next frame time is not a stall (a 0.1 fps timelapse).
-                        self._last_progress = max(self._last_progress, next_due)
-                wait = next_due - time.monotonic()
-                if wait > 0 and self._closed.wait(wait):
-                    return
-                next_due = max(next_due, time.monotonic() - period)
-            with self._cond:
-                if not self._current(generation):
-                    return
-                while self._every_frame and self._frame is not None and self._current(generation):
-                    self._cond.wait(0.5)
-                    self._last_progress = time.monotonic()
-                if self._frame is not None:
-                    self._dropped += 1
-                self._frame = Frame(image, index, time.monotonic(), decode_s)
-                self._captured += 1
-                if not repeated:
-                    self._last_progress = time.monotonic()
-                    self._backoff = self._config.reopen_backoff_s
-                    self._state = "running"
-                self._cond.notify_all()
-            index += 1
+                    if not self._current(generation):
+                        return
+                    while self._every_frame and self._frame is not None and self._current(generation):
+                        self._cond.wait(0.5)
+                        self._last_progress = time.monotonic()
+                    if self._frame is not None:
+                        self._dropped += 1
+                    self._frame = Frame(image, index, time.monotonic(), decode_s)
+                    self._captured += 1
+                    if not repeated:
+                        self._last_progress = time.monotonic()
+                        self._backoff = self._config.reopen_backoff_s
+                        self._state = "running"
+                    self._cond.notify_all()
+                index += 1
+        finally:
+            if cap is not opened:
+                cap.release()
 
     def _replace(self, cap: Capture) -> Capture:
         cap.release()

@@ -92,6 +92,35 @@ def test_image_glob_is_a_finite_source(tmp_path):
     assert [0, 50, 100] == means
 
 
+class TrackedCapture:
+    """A real capture that records whether it was released."""
+
+    def __init__(self, cap):
+        self.cap, self.released = cap, False
+
+    def __getattr__(self, name):
+        return getattr(self.cap, name)
+
+    def release(self):
+        self.released = True
+        self.cap.release()
+
+
+def test_every_capture_of_a_looping_glob_is_released(tmp_path):
+    """A looping image glob reopens its sequence on each pass; after close() none of those captures is left open."""
+    for i in range(2):
+        cv2.imwrite(str(tmp_path / f"{i}.png"), np.full((10, 10, 3), i * 50, dtype=np.uint8))
+    opened = []
+
+    def opener(config):
+        opened.append(TrackedCapture(open_capture(config)))
+        return opened[-1]
+
+    with OpenCVSource(SourceConfig(uri=str(tmp_path / "*.png"), file_rate="max", loop=True), opener=opener) as source:
+        means = [round(float(source.get(5.0).image_bgr.mean())) for _ in range(5)]
+    assert ([0, 50, 0, 50, 0], [True] * len(opened)) == (means, [c.released for c in opened])
+
+
 def test_missing_file_is_refused_at_start(tmp_path):
     """A video file that does not exist is a ConfigError, not an endless reopen loop."""
     with pytest.raises(ConfigError, match="video file .*missing.mp4' does not exist"):
