@@ -2,25 +2,20 @@
 
 from __future__ import annotations
 
-import json
 import os
 import platform
-import subprocess
-import sys
-import tempfile
 import threading
 import time
-from dataclasses import asdict, replace
+from dataclasses import replace
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
-import yaml
 
 from .capture import Frame, OpenCVSource, SourceStats
-from .config import Config, SourceConfig, load_config
+from .config import Config, SourceConfig
 from .daemon import default_model_dirs, open_classifier
 from .errors import InputError
 from .interpreter import interpreter_class, io_specs, load_interpreter, run_raw
@@ -30,6 +25,7 @@ from .notify import Notifier
 from .publisher import MemoryPublisher
 from .reporting import Reporter
 from .sources import open_capture
+from .startup import imports_only, startup_and_memory
 from .topics import Topics
 from .voting import Voter
 
@@ -172,74 +168,6 @@ def end_to_end(config: Config, source_config: SourceConfig, frames: int) -> dict
     }
 
 
-def child_startup(config_file: str) -> None:
-    """Run in a fresh process: load, self-test, first frame, first result; print RSS and times."""
-    started_wall = time.time()
-    config = load_config(Path(config_file))
-    classifier, info = open_classifier(config.model)
-    publisher = MemoryPublisher()
-    publisher.service()
-    source_config = config.source
-    with classifier, OpenCVSource(source_config) as source:
-        frame = None
-        while frame is None:
-            frame = source.get(1.0)
-        reporter = Reporter(publisher, Topics("bench", "bench"), 1, 30.0, None, 1e9, time.monotonic())
-        result = classifier.classify(frame.image_bgr)
-        top = result.top_k(classifier.labels, 3)
-        fields = {"device_id": "bench", "label": top[0][0], "score": top[0][1], "top_k": top, "model": info,
-                  "frame_age_ms": 0.0, "timing_ms": {}}  # fmt: skip
-        reporter.result(fields, time.monotonic())
-        first_result_wall = time.time()
-        # Let it settle into the steady state for a few hundred frames before reading memory.
-        for _ in range(200):
-            frame = source.get(1.0)
-            if frame is None:
-                break
-            classifier.classify(frame.image_bgr)
-    status = Path("/proc/self/status").read_text()
-    kb = {line.split(":")[0]: int(line.split()[1]) for line in status.splitlines() if line.startswith(("Vm", "Rss"))}
-    report = {"first_result_wall": first_result_wall, "child_started_wall": started_wall, "rss_kb": kb["VmRSS"],
-              "peak_rss_kb": kb["VmHWM"], "anon_kb": kb["RssAnon"], "file_kb": kb["RssFile"]}  # fmt: skip
-    print(json.dumps(report))
-
-
-def _plain(value: Any) -> Any:
-    """Config values as YAML can write them: paths as text, tuples as lists."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, tuple | list):
-        return [_plain(v) for v in value]
-    return str(value) if isinstance(value, Path) else value
-
-
-def startup_and_memory(config: Config, video: Path) -> dict[str, Any]:
-    """A fresh process with the bench's model settings: time to the first result, then its memory."""
-    tree = {
-        "model": _plain(asdict(config.model)),
-        "source": {"uri": str(video), "file_rate": "max", "decode_threads": config.source.decode_threads},
-    }
-    with tempfile.TemporaryDirectory() as folder:
-        config_file = Path(folder) / "bench.yaml"
-        config_file.write_text(yaml.safe_dump(tree), encoding="utf-8")
-        spawned = time.time()
-        code = "import sys; from edge_classifier.bench import child_startup; child_startup(sys.argv[1])"
-        out = subprocess.run(
-            [sys.executable, "-c", code, str(config_file)], capture_output=True, text=True, timeout=120
-        )
-    if out.returncode != 0:
-        raise InputError(f"bench start-up child failed: {out.stderr.strip().splitlines()[-1:]}")
-    child = json.loads(out.stdout.strip().splitlines()[-1])
-    return {
-        "process_start_to_first_result_s": round(child["first_result_wall"] - spawned, 3),
-        "rss_mb": round(child["rss_kb"] / 1024, 1),
-        "peak_rss_mb": round(child["peak_rss_kb"] / 1024, 1),
-        # File-backed pages are shared-library code (OpenCV, numpy, LiteRT): clean, shared, reclaimable.
-        "rss_anon_mb": round(child["anon_kb"] / 1024, 1),
-        "rss_file_mb": round(child["file_kb"] / 1024, 1),
-    }
-
-
 def run_bench(
     config: Config, float_model: Path | None, video: Path | None, iterations: int, frames: int
 ) -> dict[str, Any]:
@@ -273,6 +201,7 @@ def run_bench(
         "decode": decode_rate(source_config, frames),
         "end_to_end": end_to_end(config, source_config, frames),
         "startup": startup_and_memory(config, video),
+        "imports_only": imports_only(),
     }
     if float_model:
         report["bare_inference"]["float32"] = bare_latency(float_model, threads, iterations)

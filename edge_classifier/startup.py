@@ -1,0 +1,113 @@
+"""Start-up time and memory, each measured in a fresh process so that nothing the bench loaded counts."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .capture import OpenCVSource
+from .config import Config, load_config
+from .daemon import open_classifier
+from .errors import InputError
+from .publisher import MemoryPublisher
+from .reporting import Reporter
+from .topics import Topics
+
+# The libraries the daemon cannot run without; their import alone sets a floor under its RSS.
+RUNTIME_IMPORTS = "import numpy, cv2, yaml, paho.mqtt.client; from edge_classifier.interpreter import interpreter_class"
+
+
+def _status_kb() -> dict[str, int]:
+    status = Path("/proc/self/status").read_text()
+    return {line.split(":")[0]: int(line.split()[1]) for line in status.splitlines() if line.startswith(("Vm", "Rss"))}
+
+
+def child_startup(config_file: str) -> None:
+    """Run in a fresh process: load, self-test, first frame, first result; print RSS and times."""
+    started_wall = time.time()
+    config = load_config(Path(config_file))
+    classifier, info = open_classifier(config.model)
+    publisher = MemoryPublisher()
+    publisher.service()
+    source_config = config.source
+    with classifier, OpenCVSource(source_config) as source:
+        frame = None
+        while frame is None:
+            frame = source.get(1.0)
+        reporter = Reporter(publisher, Topics("bench", "bench"), 1, 30.0, None, 1e9, time.monotonic())
+        result = classifier.classify(frame.image_bgr)
+        top = result.top_k(classifier.labels, 3)
+        fields = {"device_id": "bench", "label": top[0][0], "score": top[0][1], "top_k": top, "model": info,
+                  "frame_age_ms": 0.0, "timing_ms": {}}  # fmt: skip
+        reporter.result(fields, time.monotonic())
+        first_result_wall = time.time()
+        # Let it settle into the steady state for a few hundred frames before reading memory.
+        for _ in range(200):
+            frame = source.get(1.0)
+            if frame is None:
+                break
+            classifier.classify(frame.image_bgr)
+    kb = _status_kb()
+    report = {"first_result_wall": first_result_wall, "child_started_wall": started_wall, "rss_kb": kb["VmRSS"],
+              "peak_rss_kb": kb["VmHWM"], "anon_kb": kb["RssAnon"], "file_kb": kb["RssFile"]}  # fmt: skip
+    print(json.dumps(report))
+
+
+def _plain(value: Any) -> Any:
+    """Config values as YAML can write them: paths as text, tuples as lists."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    return str(value) if isinstance(value, Path) else value
+
+
+def startup_and_memory(config: Config, video: Path) -> dict[str, Any]:
+    """A fresh process with the bench's model settings: time to the first result, then its memory."""
+    tree = {
+        "model": _plain(asdict(config.model)),
+        "source": {"uri": str(video), "file_rate": "max", "decode_threads": config.source.decode_threads},
+    }
+    with tempfile.TemporaryDirectory() as folder:
+        config_file = Path(folder) / "bench.yaml"
+        config_file.write_text(yaml.safe_dump(tree), encoding="utf-8")
+        spawned = time.time()
+        code = "import sys; from edge_classifier.startup import child_startup; child_startup(sys.argv[1])"
+        out = subprocess.run(
+            [sys.executable, "-c", code, str(config_file)], capture_output=True, text=True, timeout=120
+        )
+    if out.returncode != 0:
+        raise InputError(f"bench start-up child failed: {out.stderr.strip().splitlines()[-1:]}")
+    child = json.loads(out.stdout.strip().splitlines()[-1])
+    return {
+        "process_start_to_first_result_s": round(child["first_result_wall"] - spawned, 3),
+        "rss_mb": round(child["rss_kb"] / 1024, 1),
+        "peak_rss_mb": round(child["peak_rss_kb"] / 1024, 1),
+        # File-backed pages are shared-library code (OpenCV, numpy, LiteRT): clean, shared, reclaimable.
+        "rss_anon_mb": round(child["anon_kb"] / 1024, 1),
+        "rss_file_mb": round(child["file_kb"] / 1024, 1),
+    }
+
+
+def imports_only() -> dict[str, Any]:
+    """RSS of a fresh Python that only imports the runtime libraries and loads the interpreter package."""
+    code = f"{RUNTIME_IMPORTS}; interpreter_class(); from edge_classifier.startup import _status_kb; " + (
+        "import json; print(json.dumps(_status_kb()))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    if out.returncode != 0:
+        raise InputError(f"bench import child failed: {out.stderr.strip().splitlines()[-1:]}")
+    kb = json.loads(out.stdout.strip().splitlines()[-1])
+    return {
+        "rss_mb": round(kb["VmRSS"] / 1024, 1),
+        "rss_anon_mb": round(kb["RssAnon"] / 1024, 1),
+        "rss_file_mb": round(kb["RssFile"] / 1024, 1),
+    }
