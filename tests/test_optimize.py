@@ -207,3 +207,16 @@ def test_mini_sweep_writes_results_and_the_report_renders(tmp_path):
     rows = [name for name in MINI_VARIANTS if f"| {name} |" in text or f"| **{name}** |" in text]
     pngs = sorted(p.name for p in tmp_path.glob("*.png"))
     assert (MINI_VARIANTS, ["accuracy-latency.png", "accuracy-size.png", "confusion-chosen.png"]) == (rows, pngs)
+
+
+def test_random_erasing_is_a_network_of_its_own_in_the_report():
+    """A variant trained with random erasing is named so, and never shares a float baseline with one without."""
+    from ecbuild.report import parameters
+    from ecbuild.report_sections import network_key
+
+    plain = fake_record("plain", 90.0, 1.0, 1)
+    erased = fake_record("erased", 91.0, 1.0, 1, random_erasing=0.5)
+    assert ("MobileNetV2 α0.35 32 px, 1 ep; random erasing p 0.5", False) == (
+        parameters(erased),
+        network_key(plain) == network_key(erased),
+    )

@@ -49,7 +49,7 @@ def distilling(args: argparse.Namespace) -> bool:
 
 def technique_names(args: argparse.Namespace) -> list[str]:
     """Short names of the techniques a build applies, in the order it applies them."""
-    names = []
+    names = ["random-erasing"] if getattr(args, "random_erasing", 0) else []
     if distilling(args):
         names.append("distillation")
     if args.prune_sparsity is not None:

@@ -18,8 +18,8 @@ from .selection import pareto_front
 
 logger = logging.getLogger(__name__)
 
-GROUP_COLORS = {"architecture": "tab:blue", "quantization": "tab:orange", "pruning": "tab:green",
-                "distillation": "tab:purple"}  # fmt: skip
+GROUP_COLORS = {"architecture": "tab:blue", "quantization": "tab:orange", "training": "tab:red",
+                "pruning": "tab:green", "distillation": "tab:purple"}  # fmt: skip
 QUANT_MARKERS = {"int8": "o", "qat": "D", "float32": "s", "dynamic": "^"}
 
 

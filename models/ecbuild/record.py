@@ -147,6 +147,7 @@ def build_record(
         "alpha": options.alpha,
         "resolution": options.resolution,
         "epochs": options.epochs,
+        **({"random_erasing": options.random_erasing} if options.random_erasing else {}),
         "seed": options.seed,
         "train_images": train_images,
         "test_images": tflite["images"],

@@ -16,7 +16,7 @@ from .sweep import DEFAULT_RESULTS, MODELS_DIR, full_plan, mini_plan, read_resul
 
 logger = logging.getLogger(__name__)
 
-GROUP_ORDER = ("quantization", "architecture", "pruning", "distillation")
+GROUP_ORDER = ("quantization", "architecture", "training", "pruning", "distillation")
 
 
 def latest(lines: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -39,6 +39,8 @@ def latest(lines: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict
 def parameters(record: dict[str, Any]) -> str:
     """The variant's settings in a few words."""
     parts = [f"{sections.network_text(record)}, {record['epochs']} ep"]
+    if record.get("random_erasing"):
+        parts.append(f"random erasing p {record['random_erasing']:g}")
     if "prune" in record:
         parts.append(f"prune {record['prune']['sparsity']:.0%} {record['prune']['epochs']} ep")
     if "qat" in record:

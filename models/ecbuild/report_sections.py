@@ -12,7 +12,8 @@ logger = logging.getLogger(__name__)
 
 
 def network_key(record: dict[str, Any]) -> tuple[Any, ...]:
-    return (record["architecture"], record["alpha"], record["resolution"], record["epochs"], record["train_images"])
+    training = (record["epochs"], record.get("random_erasing", 0.0), record["train_images"])
+    return (record["architecture"], record["alpha"], record["resolution"], *training)
 
 
 def is_plain(record: dict[str, Any]) -> bool:

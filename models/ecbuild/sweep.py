@@ -32,7 +32,7 @@ class Variant:
     """One build of the sweep: its name, what it demonstrates, its build options and shared files."""
 
     name: str
-    group: str  # architecture, quantization, pruning or distillation
+    group: str  # quantization, architecture, training, pruning or distillation
     args: tuple[str, ...]
     cache: str  # stem of the --keras-cache file (variants with the same training share it)
     teacher: str | None = None  # stem of the teacher's cache file
@@ -72,9 +72,12 @@ def full_plan(qat_epochs: int, prune_epochs: int) -> tuple[tuple[str, ...], list
     # QAT fine-tunes a converged model: the same recipe at a tenth of the learning rate.
     low_lr = ("--quantization", "qat", "--qat-learning-rate", "2e-05")
     variants.append(Variant(f"{ref}-qat-lr2e-05", "quantization", (*ref_args, *low_lr), ref))
-    # The training budget: the same network trained 60 epochs instead of 15 (the default model's build).
+    # The training budget: the same network trained 60 epochs instead of 15 (the default model's build),
+    # then the same 60 epochs with random erasing added to the augmentation.
     long_run = (*ref_args, "--epochs", "60", "--quantization", "int8")
-    variants.append(Variant(f"{ref}-e60-int8", "architecture", long_run, f"{ref}-e60"))
+    variants.append(Variant(f"{ref}-e60-int8", "training", long_run, f"{ref}-e60"))
+    erasing = (*ref_args, "--epochs", "60", "--random-erasing", "0.5", "--quantization", "int8")
+    variants.append(Variant(f"{ref}-e60-re50-int8", "training", erasing, f"{ref}-e60-re50"))
     for arch, alpha, resolution in (
         ("mobilenetv2", 0.35, 32), ("mobilenetv2", 0.35, 48), ("mobilenetv2", 0.35, 64),
         ("mobilenetv2", 0.5, 64), ("mobilenetv2", 0.75, 64), ("mobilenetv2", 1.0, 64), ("mobilenetv2", 0.5, 96),
