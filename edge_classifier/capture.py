@@ -17,6 +17,11 @@ from .config import SourceConfig
 from .sources import Capture, frame_as_bgr, open_capture, source_kind
 
 logger = logging.getLogger(__name__)
+# Readers abandoned inside a blocked open() or read() that may still be alive; past this many, no
+# new one is started until one exits, so a source that blocks every open cannot pile up threads.
+MAX_LIVE_READERS = 4
+# An open() gets twice the stall timeout: FFmpeg's own open timeout for streams is the stall timeout.
+OPEN_ALLOWANCE = 2.0
 
 
 @dataclass(frozen=True)
@@ -59,7 +64,8 @@ class OpenCVSource:
     A reader that blocks in read(), fails, or (for live sources) returns the same image for
     `stall_timeout_s` is abandoned: its thread is left to exit on its own, because releasing a
     capture another thread is blocked in is not safe in every OpenCV backend, and a new
-    reader reopens the source after an exponential backoff.
+    reader reopens the source after an exponential backoff. So is a reader whose open() has not
+    returned after twice the stall timeout.
     """
 
     def __init__(self, config: SourceConfig, opener: Callable[[SourceConfig], Capture] = open_capture):
@@ -77,6 +83,7 @@ class OpenCVSource:
         self._captured = self._dropped = self._stalls = self._reopens = 0
         self._last_progress = time.monotonic()
         self._backoff = config.reopen_backoff_s
+        self._readers: list[threading.Thread] = []
         self._start_reader(delay=0.0)
 
     # -- consumer side ------------------------------------------------------------------
@@ -125,16 +132,23 @@ class OpenCVSource:
 
     # -- supervision -----------------------------------------------------------------------
     def _check_stall_locked(self) -> None:
-        if self._ended or self._closed.is_set() or self._state in ("reopening", "starting"):
+        if self._ended or self._closed.is_set():
             return
         if self._every_frame and self._frame is not None:
             return  # waiting for the consumer is not a stall
-        if time.monotonic() - self._last_progress > self._config.stall_timeout_s:
-            self._stalls += 1
-            logger.warning(
-                "source %s produced no new frame for %.1fs: reopening", self._config.uri, self._config.stall_timeout_s
-            )
-            self._restart_locked()
+        opening = self._state in ("reopening", "starting")
+        timeout = self._config.stall_timeout_s * (OPEN_ALLOWANCE if opening else 1.0)
+        if time.monotonic() - self._last_progress <= timeout:
+            return
+        self._readers = [reader for reader in self._readers if reader.is_alive()]
+        if opening and len(self._readers) >= MAX_LIVE_READERS:
+            return  # every recent open() is still blocked: wait for one to give up
+        self._stalls += 1
+        if opening:
+            logger.warning("opening source %s has not returned for %.1fs: trying again", self._config.uri, timeout)
+        else:
+            logger.warning("source %s produced no new frame for %.1fs: reopening", self._config.uri, timeout)
+        self._restart_locked()
 
     def _restart_locked(self) -> None:
         self._state = "reopening"
@@ -151,6 +165,7 @@ class OpenCVSource:
             target=self._read_loop, args=(generation, delay), name=f"capture-{generation}", daemon=True
         )
         self._reader.start()
+        self._readers.append(self._reader)
 
     # -- reader thread ---------------------------------------------------------------------
     def _current(self, generation: int) -> bool:

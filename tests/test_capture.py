@@ -242,7 +242,7 @@ class BlockingCapture:
             self.release_event.wait()
             return False, None
         self.count += 1
-        return True, np.full((4, 4, 3), self.count, dtype=np.uint8)
+        return True, np.full((4, 4, 3), self.count % 256, dtype=np.uint8)
 
     def get(self, prop):
         return 0.0
@@ -304,6 +304,30 @@ def test_camera_that_cannot_be_opened_is_retried_with_backoff():
     finally:
         source.close()
     assert (True, "reopening") == (stats.reopens >= 2, stats.state)
+
+
+def test_open_that_never_returns_is_abandoned_and_retried():
+    """An open() that blocks (a hung driver) is given up after twice the stall timeout, and a new open delivers."""
+    release = threading.Event()
+    calls = []
+
+    def opener(config):
+        calls.append(1)
+        if len(calls) == 1:
+            release.wait()  # the first open hangs until the test ends
+        return BlockingCapture(10**9, release)  # then frames flow for as long as the test runs
+
+    config = SourceConfig(uri=0, stall_timeout_s=0.2, reopen_backoff_s=0.01, reopen_backoff_max_s=0.02)
+    source = OpenCVSource(config, opener=opener)
+    try:
+        frame, deadline = None, time.monotonic() + 20
+        while frame is None and time.monotonic() < deadline:
+            frame = source.get(0.5)
+        stats = source.stats()
+    finally:
+        release.set()
+        source.close()
+    assert (True, 1, 2, "running") == (frame is not None, stats.stalls, len(calls), stats.state)
 
 
 class HangingMjpegCamera:
