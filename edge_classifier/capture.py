@@ -18,10 +18,8 @@ from .sources import Capture, frame_as_bgr, open_capture, source_kind
 
 logger = logging.getLogger(__name__)
 # Readers abandoned inside a blocked open() or read() that may still be alive; past this many, no
-# new one is started until one exits, so a source that blocks every open cannot pile up threads.
+# new open is tried until one exits, so a source that blocks every open cannot pile up threads.
 MAX_LIVE_READERS = 4
-# An open() gets twice the stall timeout: FFmpeg's own open timeout for streams is the stall timeout.
-OPEN_ALLOWANCE = 2.0
 
 
 @dataclass(frozen=True)
@@ -65,7 +63,7 @@ class OpenCVSource:
     `stall_timeout_s` is abandoned: its thread is left to exit on its own, because releasing a
     capture another thread is blocked in is not safe in every OpenCV backend, and a new
     reader reopens the source after an exponential backoff. So is a reader whose open() has not
-    returned after twice the stall timeout.
+    returned after `open_timeout_s`.
     """
 
     def __init__(self, config: SourceConfig, opener: Callable[[SourceConfig], Capture] = open_capture):
@@ -84,6 +82,7 @@ class OpenCVSource:
         self._last_progress = time.monotonic()
         self._backoff = config.reopen_backoff_s
         self._readers: list[threading.Thread] = []
+        self._reader_cap_logged = False
         self._start_reader(delay=0.0)
 
     # -- consumer side ------------------------------------------------------------------
@@ -137,12 +136,19 @@ class OpenCVSource:
         if self._every_frame and self._frame is not None:
             return  # waiting for the consumer is not a stall
         opening = self._state in ("reopening", "starting")
-        timeout = self._config.stall_timeout_s * (OPEN_ALLOWANCE if opening else 1.0)
+        timeout = self._config.open_timeout_s if opening else self._config.stall_timeout_s
         if time.monotonic() - self._last_progress <= timeout:
             return
         self._readers = [reader for reader in self._readers if reader.is_alive()]
         if opening and len(self._readers) >= MAX_LIVE_READERS:
-            return  # every recent open() is still blocked: wait for one to give up
+            if not self._reader_cap_logged:
+                self._reader_cap_logged = True
+                logger.error(
+                    "source %s: %d opens are blocked and none returns; waiting for one before trying again",
+                    self._config.uri, len(self._readers),
+                )  # fmt: skip
+            return
+        self._reader_cap_logged = False
         self._stalls += 1
         if opening:
             logger.warning("opening source %s has not returned for %.1fs: trying again", self._config.uri, timeout)
@@ -165,7 +171,7 @@ class OpenCVSource:
             target=self._read_loop, args=(generation, delay), name=f"capture-{generation}", daemon=True
         )
         self._reader.start()
-        self._readers.append(self._reader)
+        self._readers = [reader for reader in self._readers if reader.is_alive()] + [self._reader]
 
     # -- reader thread ---------------------------------------------------------------------
     def _current(self, generation: int) -> bool:
@@ -193,19 +199,23 @@ class OpenCVSource:
             cap.release()
 
     def _pump(self, generation: int, opened: Capture) -> None:
-        cap = opened  # a looping glob replaces it each pass; the caller releases the first one
+        cap = opened  # a looping glob replaces it each pass (releasing the one it replaces)
         try:
             fps = cap.get(cv2.CAP_PROP_FPS) or self._config.fps or (1.0 if self._kind == "glob" else 30.0)
             period = 1.0 / fps if self._finite and not self._every_frame else 0.0
             next_due = time.monotonic()
             previous_probe: npt.NDArray[np.uint8] | None = None
-            index = 0
+            index = pass_start = 0
             while self._current(generation):
                 start = time.monotonic()
                 ok, image = cap.read()
                 decode_s = time.monotonic() - start
                 if not ok or image is None:
                     if self._finite and self._config.loop and index > 0:
+                        if index == pass_start:  # a whole pass without a frame: the files are gone
+                            self._fail(generation, f"source {self._config.uri!r} has no readable frame left")
+                            return
+                        pass_start = index
                         cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
                         if self._kind == "glob":
                             cap = self._replace(cap)

@@ -40,6 +40,7 @@ class SourceConfig:
     # cores to inference and, measured on the sample video, decodes faster than two.
     decode_threads: int = field(default=1, metadata=_limits(0, 64))
     stall_timeout_s: float = field(default=5.0, metadata=_limits(0.1, 3600))
+    open_timeout_s: float = field(default=10.0, metadata=_limits(0.1, 3600))
     reopen_backoff_s: float = field(default=0.5, metadata=_limits(0.01, 3600))
     reopen_backoff_max_s: float = field(default=30.0, metadata=_limits(0.01, 3600))
 

@@ -49,11 +49,14 @@ class Preprocessing:
 
     def __post_init__(self) -> None:
         if self.color_order not in COLOR_ORDERS:
-            raise PreprocessingValueError("color_order", f"must be one of {', '.join(COLOR_ORDERS)}")
+            raise PreprocessingValueError(
+                "color_order", f"{self.color_order!r} is not one of {', '.join(COLOR_ORDERS)}"
+            )
         if self.crop not in CROP_MODES:
-            raise PreprocessingValueError("crop", f"must be one of {', '.join(CROP_MODES)}")
+            raise PreprocessingValueError("crop", f"{self.crop!r} is not one of {', '.join(CROP_MODES)}")
         if self.interpolation not in INTERPOLATIONS:
-            raise PreprocessingValueError("interpolation", f"must be one of {', '.join(INTERPOLATIONS)}")
+            interpolations = ", ".join(INTERPOLATIONS)
+            raise PreprocessingValueError("interpolation", f"{self.interpolation!r} is not one of {interpolations}")
         for name, values in (("mean", self.mean), ("std", self.std)):
             if len(values) not in (1, self.channels):
                 wanted = "1 value" if self.channels == 1 else "1 or 3 values"

@@ -104,8 +104,8 @@ def open_capture(config: SourceConfig) -> Capture:
         if kind == "stream":
             # FFmpeg's own timeouts (30 s by default) bound how long an abandoned reader stays
             # blocked in open() or read() after the stall detector has given up on it.
-            timeout_ms = round(1000 * config.stall_timeout_s)
-            params += [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, timeout_ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, timeout_ms]
+            open_ms, read_ms = round(1000 * config.open_timeout_s), round(1000 * config.stall_timeout_s)
+            params += [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, open_ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, read_ms]
         cap = cv2.VideoCapture(str(config.uri), cv2.CAP_ANY, params)
     if kind in ("device", "stream"):
         # Keep OpenCV's internal queue short: our reader thread already holds the freshest frame.

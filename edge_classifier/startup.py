@@ -25,8 +25,8 @@ from .topics import Topics
 RUNTIME_IMPORTS = "import numpy, cv2, yaml, paho.mqtt.client; from edge_classifier.interpreter import interpreter_class"
 
 
-def _status_kb() -> dict[str, int]:
-    status = Path("/proc/self/status").read_text()
+def _parse_status(status: str) -> dict[str, int]:
+    """The kB figures of /proc/PID/status (VmRSS, VmHWM, RssAnon, RssFile, ...)."""
     return {line.split(":")[0]: int(line.split()[1]) for line in status.splitlines() if line.startswith(("Vm", "Rss"))}
 
 
@@ -55,7 +55,7 @@ def child_startup(config_file: str) -> None:
             if frame is None:
                 break
             classifier.classify(frame.image_bgr)
-    kb = _status_kb()
+    kb = _parse_status(Path("/proc/self/status").read_text())
     report = {"first_result_wall": first_result_wall, "child_started_wall": started_wall, "rss_kb": kb["VmRSS"],
               "peak_rss_kb": kb["VmHWM"], "anon_kb": kb["RssAnon"], "file_kb": kb["RssFile"]}  # fmt: skip
     print(json.dumps(report))
@@ -85,7 +85,7 @@ def startup_and_memory(config: Config, video: Path) -> dict[str, Any]:
             [sys.executable, "-c", code, str(config_file)], capture_output=True, text=True, timeout=120
         )
     if out.returncode != 0:
-        raise InputError(f"bench start-up child failed: {out.stderr.strip().splitlines()[-1:]}")
+        raise InputError(f"bench start-up child failed: {_last_line(out)}")
     child = json.loads(out.stdout.strip().splitlines()[-1])
     return {
         "process_start_to_first_result_s": round(child["first_result_wall"] - spawned, 3),
@@ -99,15 +99,19 @@ def startup_and_memory(config: Config, video: Path) -> dict[str, Any]:
 
 def imports_only() -> dict[str, Any]:
     """RSS of a fresh Python that only imports the runtime libraries and loads the interpreter package."""
-    code = f"{RUNTIME_IMPORTS}; interpreter_class(); from edge_classifier.startup import _status_kb; " + (
-        "import json; print(json.dumps(_status_kb()))"
+    code = (
+        f"{RUNTIME_IMPORTS}; interpreter_class(); import pathlib; print(pathlib.Path('/proc/self/status').read_text())"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     if out.returncode != 0:
-        raise InputError(f"bench import child failed: {out.stderr.strip().splitlines()[-1:]}")
-    kb = json.loads(out.stdout.strip().splitlines()[-1])
+        raise InputError(f"bench import child failed: {_last_line(out)}")
+    kb = _parse_status(out.stdout)
     return {
         "rss_mb": round(kb["VmRSS"] / 1024, 1),
         "rss_anon_mb": round(kb["RssAnon"] / 1024, 1),
         "rss_file_mb": round(kb["RssFile"] / 1024, 1),
     }
+
+
+def _last_line(out: subprocess.CompletedProcess[str]) -> str:
+    return (out.stderr.strip().splitlines() or [f"exit code {out.returncode}"])[-1]

@@ -231,6 +231,7 @@ class BlockingCapture:
         self.release_event = release_event
         self.repeat_last = repeat_last
         self.count = 0
+        self.released = threading.Event()
 
     def isOpened(self):  # noqa: N802
         return True
@@ -251,7 +252,7 @@ class BlockingCapture:
         return True
 
     def release(self):
-        pass
+        self.released.set()
 
 
 @pytest.mark.parametrize("repeat_last", [False, True], ids=["read-blocks", "same-frame-forever"])
@@ -307,17 +308,18 @@ def test_camera_that_cannot_be_opened_is_retried_with_backoff():
 
 
 def test_open_that_never_returns_is_abandoned_and_retried():
-    """An open() that blocks (a hung driver) is given up after twice the stall timeout, and a new open delivers."""
+    """An open() that blocks (a hung driver) is given up after open_timeout_s; a new open delivers frames."""
     release = threading.Event()
-    calls = []
+    opened = []
 
     def opener(config):
-        calls.append(1)
-        if len(calls) == 1:
+        capture = BlockingCapture(10**9, release)  # frames flow for as long as the test runs
+        opened.append(capture)
+        if len(opened) == 1:
             release.wait()  # the first open hangs until the test ends
-        return BlockingCapture(10**9, release)  # then frames flow for as long as the test runs
+        return capture
 
-    config = SourceConfig(uri=0, stall_timeout_s=0.2, reopen_backoff_s=0.01, reopen_backoff_max_s=0.02)
+    config = SourceConfig(uri=0, open_timeout_s=1.0, reopen_backoff_s=0.01, reopen_backoff_max_s=0.02)
     source = OpenCVSource(config, opener=opener)
     try:
         frame, deadline = None, time.monotonic() + 20
@@ -327,7 +329,53 @@ def test_open_that_never_returns_is_abandoned_and_retried():
     finally:
         release.set()
         source.close()
-    assert (True, 1, 2, "running") == (frame is not None, stats.stalls, len(calls), stats.state)
+    # The abandoned reader releases what its open() finally returned.
+    assert (True, 1, 2, "running", True) == (
+        frame is not None, stats.stalls, len(opened), stats.state, opened[0].released.wait(5))  # fmt: skip
+
+
+def test_opens_that_all_block_stop_at_the_live_reader_cap():
+    """When every open() blocks, at most MAX_LIVE_READERS are tried at once, however long it lasts."""
+    from edge_classifier.capture import MAX_LIVE_READERS
+
+    release = threading.Event()
+    calls = []
+
+    def opener(config):
+        calls.append(1)
+        release.wait()
+        return BlockingCapture(1, release)
+
+    config = SourceConfig(uri=0, open_timeout_s=0.1, reopen_backoff_s=0.01, reopen_backoff_max_s=0.02)
+    source = OpenCVSource(config, opener=opener)
+    try:
+        deadline = time.monotonic() + 20
+        while len(calls) < MAX_LIVE_READERS and time.monotonic() < deadline:
+            source.get(0.1)
+        # Ten more open timeouts: none of them may start another open.
+        for _ in range(10):
+            source.get(0.1)
+        stats = source.stats()
+    finally:
+        release.set()
+        source.close()
+    assert (MAX_LIVE_READERS, MAX_LIVE_READERS - 1) == (len(calls), stats.stalls)
+
+
+def test_looping_glob_whose_files_vanish_is_reopened_not_spun(tmp_path):
+    """A looping image glob whose files all disappear fails over to reopening instead of looping on nothing."""
+    for i in range(2):
+        cv2.imwrite(str(tmp_path / f"{i}.png"), np.full((10, 10, 3), i * 50, dtype=np.uint8))
+    config = SourceConfig(uri=str(tmp_path / "*.png"), file_rate="max", loop=True, stall_timeout_s=600)
+    with OpenCVSource(config) as source:
+        first = [source.get(5.0) for _ in range(2)]
+        for path in tmp_path.glob("*.png"):
+            path.unlink()
+        deadline = time.monotonic() + 20
+        while source.stats().stalls == 0 and time.monotonic() < deadline:
+            source.get(0.2)
+        stats = source.stats()
+    assert (True, 1, "reopening") == (None not in first, stats.stalls, stats.state)
 
 
 class HangingMjpegCamera:

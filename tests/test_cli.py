@@ -90,7 +90,7 @@ def test_garbage_model_file_is_a_model_error(tmp_path):
         (lambda d: d.pop("sha256"), "missing field sha256"),
         (lambda d: d.update(schema="other/v9"), "schema is 'other/v9'"),
         (lambda d: d["output"].update(kind="odds"), "output.kind is 'odds'"),
-        (lambda d: d["preprocessing"].update(crop="zoom"), "preprocessing.crop: must be one of center, squash"),
+        (lambda d: d["preprocessing"].update(crop="zoom"), "preprocessing.crop: 'zoom' is not one of center, squash"),
     ],
 )
 def test_bad_manifest_names_the_field(tmp_path, edit, message):

@@ -56,7 +56,9 @@ def check_options(options: TrainOptions) -> None:
     if not 0 <= options.random_erasing <= 1:
         raise InputError(f"--random-erasing {options.random_erasing} must be between 0 and 1")
     if options.random_erasing > 0 and not options.augment:
-        raise InputError("--random-erasing is an augmentation; it cannot go with --no-augment")
+        raise InputError(
+            f"--random-erasing {options.random_erasing} is an augmentation; it cannot go with --no-augment"
+        )
     if options.bn_momentum is not None and not 0 < options.bn_momentum < 1:
         raise InputError(f"--bn-momentum {options.bn_momentum} must be between 0 and 1")
     if options.weights == "imagenet" and options.architecture == "mobilenetv3small":
@@ -117,8 +119,10 @@ def normalize_tf(pixels: tf.Tensor, spec: Preprocessing) -> tf.Tensor:
 def random_erase(image: tf.Tensor, probability: float) -> tf.Tensor:
     """With PROBABILITY, replace one rectangle (2-40 % of the area, aspect 0.3-3.3) by grey noise.
 
-    Random erasing (Zhong et al., AAAI 2020) with their default ranges. The noise is grey because
-    Fashion-MNIST is; an occluding hand or price tag is what it stands for.
+    Random erasing (Zhong et al., AAAI 2020) with their default ranges, two details changed: the
+    aspect ratio is drawn log-uniform (as torchvision does), and a rectangle that does not fit is
+    clipped to the image rather than drawn again. The noise is grey because Fashion-MNIST is; an
+    occluding hand or price tag is what it stands for.
     """
     height, width = int(image.shape[0]), int(image.shape[1])
     area = tf.random.uniform([], 0.02, 0.4) * float(height * width)
