@@ -220,3 +220,16 @@ def test_random_erasing_is_a_network_of_its_own_in_the_report():
         parameters(erased),
         network_key(plain) == network_key(erased),
     )
+
+
+def test_training_section_steps_through_budget_and_augmentation():
+    """The training section orders one network's plain int8 builds by epochs, then erasing, with each step."""
+    from ecbuild.report_sections import training_section
+
+    records = [
+        fake_record("short", 92.0, 1.0, 1),
+        fake_record("erased", 94.1, 1.0, 1, group="training", epochs=60, random_erasing=0.5),
+        fake_record("long", 93.9, 1.0, 1, group="training", epochs=60),
+    ]
+    cells = [[cell.strip() for cell in line.strip("|").split("|")] for line in training_section(records)[6:9]]
+    assert [["short", ""], ["long", "+1.90"], ["erased", "+0.20"]] == [[row[0], row[5]] for row in cells]

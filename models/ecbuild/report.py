@@ -220,6 +220,7 @@ def render(results: Path, output: Path, plots_dir: Path, rule: Rule) -> Path:
         lines += [f"Confusion matrix of {chosen['variant']}:", "", f"![confusion matrix]({link(confusion_png)})", ""]
     lines += sections.quantization_section(records)
     lines += sections.pruning_section(records)
+    lines += sections.training_section(records)
     lines += sections.distillation_section(records)
     lines += sections.architecture_section(records, failed)
     lines += sections.folding_section(records)

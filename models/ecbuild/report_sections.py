@@ -146,6 +146,32 @@ def distillation_section(records: list[dict[str, Any]]) -> list[str]:
     return [*lines, ""]
 
 
+def training_section(records: list[dict[str, Any]]) -> list[str]:
+    """The same network, plain full int8, trained longer or with more augmentation: what each buys."""
+    lines = ["## Training budget and augmentation", ""]
+    plain = [r for r in records if is_plain(r) and r["quantization"] == "int8"]
+    longer = [r for r in plain if r["group"] == "training"]
+    if not longer:
+        return [*lines, "No training-budget variant in these results.", ""]
+    lines += [
+        "Plain full-int8 builds of one network; each row against the row above it.",
+        "",
+        "| Variant | Epochs | Random erasing | Float % | int8 % | Step | Training s |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    same = [r for r in plain if network_key(r)[:3] == network_key(longer[0])[:3]]
+    same.sort(key=lambda r: (r["epochs"], r.get("random_erasing", 0.0)))
+    previous = None
+    for r in same:
+        step = f"{r['accuracy'] - previous['accuracy']:+.2f}" if previous else ""
+        lines.append(
+            f"| {r['variant']} | {r['epochs']} | {r.get('random_erasing', 0.0):g} | {r['float_accuracy']:.2f} "
+            f"| {r['accuracy']:.2f} | {step} | {r['train_seconds']:.0f} |"
+        )
+        previous = r
+    return [*lines, ""]
+
+
 def folding_section(records: list[dict[str, Any]]) -> list[str]:
     lines = [
         "## Batch-norm folding",
