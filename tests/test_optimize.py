@@ -55,6 +55,12 @@ def test_rule_picks_the_fastest_small_int8_model_close_to_the_best():
     assert "fast-close" == selection.choose(records, selection.Rule())["variant"]
 
 
+def test_rule_breaks_a_latency_tie_by_accuracy():
+    """Two trainings of one graph (p50 within 5%) go to the more accurate one, not to the luckier timing."""
+    records = [fake_record("lucky-timing", 93.9, 0.100, 633_000), fake_record("better", 94.2, 0.104, 633_000)]
+    assert "better" == selection.choose(records, selection.Rule())["variant"]
+
+
 def test_pareto_front_keeps_only_undominated_variants():
     """A variant slower and less accurate than another is not on the front."""
     records = [fake_record("a", 90.0, 1.0, 1), fake_record("b", 89.0, 2.0, 1), fake_record("c", 92.0, 3.0, 1)]
