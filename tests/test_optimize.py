@@ -107,7 +107,16 @@ def test_report_names_the_planned_variants_not_yet_measured():
     """A results file holding part of a plan makes the report list what is missing, in plan order."""
     _, variants = sweep.mini_plan(1, 1)
     records = [{**fake_record(variants[1].name, 90.0, 1.0, 1), "plan": "mini"}]
-    assert [v.name for v in variants if v is not variants[1]] == planned_but_missing(records)
+    assert [v.name for v in variants if v is not variants[1]] == planned_but_missing(records, [])
+
+
+def test_report_does_not_list_a_failed_variant_as_not_measured():
+    """A variant whose build failed is reported under its error, not as one still to measure."""
+    _, variants = sweep.mini_plan(1, 1)
+    records = [{**fake_record(variants[1].name, 90.0, 1.0, 1), "plan": "mini"}]
+    failed = [{"variant": variants[2].name, "plan": "mini", "error": "error: something"}]
+    expected = [v.name for v in variants if v not in (variants[1], variants[2])]
+    assert expected == planned_but_missing(records, failed)
 
 
 def test_sweep_skips_variants_already_in_the_results(tmp_path):

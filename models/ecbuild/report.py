@@ -124,17 +124,17 @@ def selection_lines(records: list[dict[str, Any]], chosen: dict[str, Any] | None
     return [*lines, ""]
 
 
-def planned_but_missing(records: list[dict[str, Any]]) -> list[str]:
-    """Variants of the records' plan (full or mini) that have no row yet."""
+def planned_but_missing(records: list[dict[str, Any]], failed: list[dict[str, Any]]) -> list[str]:
+    """Variants of the records' plan (full or mini) that have neither a row nor a recorded failure yet."""
     plan = records[0].get("plan")
     if plan not in ("full", "mini"):
         return []
     _, variants = (full_plan if plan == "full" else mini_plan)(1, 1)
-    measured = {r["variant"] for r in records}
+    measured = {r["variant"] for r in (*records, *failed)}
     return [v.name for v in variants if v.name not in measured]
 
 
-def header(records: list[dict[str, Any]], results: Path, output: Path) -> list[str]:
+def header(records: list[dict[str, Any]], failed: list[dict[str, Any]], results: Path, output: Path) -> list[str]:
     first = records[0]
     train_sets = sorted({str(r["train_images"]) for r in records})
     test_sets = sorted({str(r["test_images"]) for r in records})
@@ -151,7 +151,7 @@ def header(records: list[dict[str, Any]], results: Path, output: Path) -> list[s
             "`python models/sweep.py` (all of Fashion-MNIST) followed by `python models/report.py`.",
             "",
         ]
-    missing = planned_but_missing(records)
+    missing = planned_but_missing(records, failed)
     if missing:
         banner = [
             f"> **Partial: {len(missing)} variants of the sweep's plan are not measured yet** ({', '.join(missing)}). "
@@ -202,7 +202,7 @@ def render(results: Path, output: Path, plots_dir: Path, rule: Rule) -> Path:
         records, lambda r: r["size_bytes"] / 1000, ".tflite size (kB)", "Accuracy vs size", chosen,
         plots_dir / "accuracy-size.png", log_x=True,
     )  # fmt: skip
-    lines = [*header(records, results, output), *selection_lines(records, chosen, rule), "## All variants", ""]
+    lines = [*header(records, failed, results, output), *selection_lines(records, chosen, rule), "## All variants", ""]
     lines += [*results_table(records, chosen), ""]
     lines += [
         "## Plots",

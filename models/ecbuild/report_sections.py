@@ -71,11 +71,19 @@ def quantization_section(records: list[dict[str, Any]]) -> list[str]:
         ]
         for r in sorted(rows, key=lambda r: r["size_bytes"]):
             lines.append(
-                f"| {r['quantization']} | {r['accuracy']:.2f} | {r['accuracy_delta']:+.2f} | {kb(r['size_bytes'])} "
+                f"| {quantization_text(r)} | {r['accuracy']:.2f} | {r['accuracy_delta']:+.2f} | {kb(r['size_bytes'])} "
                 f"| {kb(r['size_gzip_bytes'])} | {lat(r)} | {lat(r, '2t')} | {lat(r, '1t_no_xnnpack')} |"
             )
         lines.append("")
     return lines
+
+
+def quantization_text(record: dict[str, Any]) -> str:
+    """The quantization of a row, with the QAT fine-tune's learning rate (two QAT rows differ only there)."""
+    qat = record.get("qat")
+    if record["quantization"] == "qat" and qat:
+        return f"qat (lr {qat['learning_rate']:g}, {qat['epochs']} ep)"
+    return str(record["quantization"])
 
 
 def pruning_section(records: list[dict[str, Any]]) -> list[str]:
