@@ -103,6 +103,13 @@ def test_rebuild_command_keeps_the_last_value_and_qat_epochs_only_for_qat():
     ] == commands
 
 
+def test_the_default_int8_model_runs_as_one_xnnpack_partition():
+    """Every op of the default int8 MobileNetV2 is delegated to XNNPACK, so the graph is one DELEGATE node."""
+    from ecbuild.measure import xnnpack_partitions
+
+    assert 1 == xnnpack_partitions(MODELS / "fashion-mobilenetv2.tflite")
+
+
 def test_report_names_the_planned_variants_not_yet_measured():
     """A results file holding part of a plan makes the report list what is missing, in plan order."""
     _, variants = sweep.mini_plan(1, 1)
@@ -207,6 +214,7 @@ def test_mini_sweep_writes_results_and_the_report_renders(tmp_path):
     assert (MINI_VARIANTS, {}) == (list(records), errors)
     flags = {name: (r["full_int8"], r["batch_norm"]["folded"], r["test_images"]) for name, r in records.items()}
     assert dict.fromkeys(MINI_VARIANTS, (True, True, 500)) | {"v2-a035-r32-float32": (False, True, 500)} == flags
+    assert dict.fromkeys(MINI_VARIANTS, 1) == {name: r["xnnpack_partitions"] for name, r in records.items()}
     pruned = records["v2-a035-r32-prune50-int8"]
     assert (True, pruned["size_bytes"]) == (
         pruned["weight_sparsity"]["conv"] >= 0.45, records["v2-a035-r32-int8"]["size_bytes"]

@@ -49,6 +49,12 @@ def weight_sparsity(tflite_path: Path) -> dict[str, float]:
     return result
 
 
+def xnnpack_partitions(tflite_path: Path) -> int:
+    """How many DELEGATE nodes XNNPACK splits the graph into: each gap between two runs on TFLite's own kernels."""
+    interpreter = load_interpreter(tflite_path, xnnpack=True)
+    return sum(1 for op in interpreter._get_ops_details() if op["op_name"] == "DELEGATE")
+
+
 def input_tensor(tflite_path: Path, pixels: npt.NDArray[np.uint8], spec: Preprocessing) -> npt.NDArray[Any]:
     """One image as the model's input tensor, through the daemon's lookup table."""
     input_spec, _ = io_specs(load_interpreter(tflite_path, xnnpack=False))
@@ -92,6 +98,7 @@ def measure(tflite_path: Path, pixels: npt.NDArray[np.uint8], spec: Preprocessin
     return {
         **sizes(tflite_path),
         "weight_sparsity": weight_sparsity(tflite_path),
+        "xnnpack_partitions": xnnpack_partitions(tflite_path),
         "latency_ms": profile,
         # Other processes on the machine slow single-image latency, 2 threads most: keep the load with the figure.
         "load_average_1m": round(max(load_before, os.getloadavg()[0]), 2),
