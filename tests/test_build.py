@@ -87,11 +87,16 @@ def test_image_folder_build_learns_distinct_classes(tmp_path):
         (["--image-dir", "{tmp}/photos"], "error: class folder {tmp}/photos/dress has 0 images; each class needs at least 2"),
         (["--epochs", "0"], "build.py: error: --epochs must be at least 1"),
         (["--random-erasing", "1.5"], "error: --random-erasing 1.5 must be between 0 and 1"),
+        (["--val-fraction", "1"], "build.py: error: --val-fraction must be between 0 and 1 (exclusive), got 1.0"),
+        (["--train-limit", "0"], "build.py: error: --train-limit must be at least 1, got 0"),
+        (["--fold-check-images", "-1"], "build.py: error: --fold-check-images must be 0 (no check) or more, got -1"),
+        (["--record", "{tmp}/a-file/record.json"], "build.py: error: --record: {tmp}/a-file is not a folder"),
     ],
 )  # fmt: skip
 def test_bad_build_input_is_one_line_and_nonzero(tmp_path, args, message):
     """Missing data, an empty class, unknown weights or a too-small resolution: one error line, non-zero exit."""
     write_image_folder(tmp_path / "photos", ["coat", "dress"], 3, empty=("dress",))
+    (tmp_path / "a-file").write_text("not a folder")
     out = build(*[a.format(tmp=tmp_path) for a in args], "--output-dir", str(tmp_path / "out"))
     last = out.stderr.strip().splitlines()[-1]
     assert (True, message.format(tmp=tmp_path), False) == (out.returncode != 0, last, "Traceback" in out.stderr)
@@ -109,6 +114,41 @@ def test_corrupt_idx_file_is_named(tmp_path):
     (tmp_path / "t10k-labels-idx1-ubyte.gz").write_bytes(b"\x1f\x8b broken")
     with pytest.raises(InputError, match="t10k-labels-idx1-ubyte.gz is not a readable gzip file"):
         load_fashion_mnist(tmp_path)
+
+
+def test_corrupt_deflate_stream_is_named(tmp_path):
+    """A gzip file whose header is intact but whose compressed data is damaged is named, not a zlib traceback."""
+    from ecbuild.data import FASHION_DIR, load_fashion_mnist
+    from edge_classifier.errors import InputError
+
+    if not FASHION_DIR.is_dir():
+        pytest.skip("needs Debian's dataset-fashion-mnist")
+    for name in FASHION_DIR.iterdir():
+        (tmp_path / name.name).write_bytes(name.read_bytes())
+    good = (tmp_path / "train-labels-idx1-ubyte.gz").read_bytes()
+    (tmp_path / "train-labels-idx1-ubyte.gz").write_bytes(good[:10] + b"\xff" * 20 + good[30:])
+    with pytest.raises(InputError, match="train-labels-idx1-ubyte.gz is not a readable gzip file"):
+        load_fashion_mnist(tmp_path)
+
+
+def test_imagenet_weights_that_cannot_be_fetched_are_one_error(monkeypatch):
+    """Without internet Keras raises a bare Exception for the ImageNet download; the build names the option instead."""
+    import tf_keras as keras
+
+    from ecbuild import architectures
+    from edge_classifier.errors import InputError
+
+    def offline(**kwargs):
+        raise Exception("URL fetch failure on https://storage.googleapis.com/...: None -- [Errno -3] no network")
+
+    monkeypatch.setattr(keras.applications, "MobileNetV2", offline)
+    with pytest.raises(InputError) as caught:
+        architectures.backbone("mobilenetv2", keras.Input((96, 96, 3)), 0.35, True, None)
+    expected = (
+        "--weights imagenet: cannot get the weights (URL fetch failure on https://storage.googleapis.com/...: "
+        "None -- [Errno -3] no network); use --weights FILE"
+    )
+    assert expected == str(caught.value)
 
 
 def test_random_erasing_replaces_one_rectangle_of_the_documented_size():

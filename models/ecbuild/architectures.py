@@ -13,6 +13,8 @@ import logging
 import tensorflow as tf
 import tf_keras as keras
 
+from edge_classifier.errors import InputError
+
 from .options import ARCHITECTURES
 
 logger = logging.getLogger(__name__)
@@ -21,18 +23,15 @@ LOGITS_LAYER = "logits"
 OUTPUT_LAYER = "probabilities"
 
 
-def backbone(
-    architecture: str, inputs: keras.KerasTensor, alpha: float, imagenet: bool, bn_momentum: float | None
-) -> keras.Model:
-    """The convolutional feature extractor built on INPUTS, ending in global average pooling."""
-    weights = "imagenet" if imagenet else None
+def application(architecture: str, inputs: keras.KerasTensor, alpha: float, weights: str | None) -> keras.Model:
+    """The Keras application without its top, global-average-pooled."""
     if architecture == "mobilenetv2":
-        model = keras.applications.MobileNetV2(
+        return keras.applications.MobileNetV2(
             input_tensor=inputs, alpha=alpha, include_top=False, weights=weights, pooling="avg"
         )
-    elif architecture == "mobilenetv3small":
+    if architecture == "mobilenetv3small":
         # The build normalizes pixels itself (edge_classifier.preprocess): no Rescaling layer inside.
-        model = keras.applications.MobileNetV3Small(
+        return keras.applications.MobileNetV3Small(
             input_tensor=inputs,
             alpha=alpha,
             include_top=False,
@@ -40,8 +39,22 @@ def backbone(
             pooling="avg",
             include_preprocessing=False,
         )
-    else:
-        raise ValueError(f"unknown architecture {architecture!r}; known: {', '.join(ARCHITECTURES)}")
+    raise ValueError(f"unknown architecture {architecture!r}; known: {', '.join(ARCHITECTURES)}")
+
+
+def backbone(
+    architecture: str, inputs: keras.KerasTensor, alpha: float, imagenet: bool, bn_momentum: float | None
+) -> keras.Model:
+    """The convolutional feature extractor built on INPUTS, ending in global average pooling."""
+    weights = "imagenet" if imagenet else None
+    try:
+        model = application(architecture, inputs, alpha, weights)
+    except Exception as exc:
+        if not imagenet:
+            raise
+        # Keras downloads the weights on first use; without internet it raises a bare Exception.
+        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise InputError(f"--weights imagenet: cannot get the weights ({first_line}); use --weights FILE") from None
     if bn_momentum is not None:
         for layer in model.layers:
             if isinstance(layer, keras.layers.BatchNormalization):

@@ -69,7 +69,33 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     for name in ("epochs", "batch_size", "calibration_images", "selftest_per_class", "latency_runs"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be at least 1")
+    for name in ("train_limit", "test_limit"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            p.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    if args.fold_check_images < 0:
+        p.error(f"--fold-check-images must be 0 (no check) or more, got {args.fold_check_images}")
+    if not 0.0 < args.val_fraction < 1.0:
+        p.error(f"--val-fraction must be between 0 and 1 (exclusive), got {args.val_fraction}")
+    unwritable = unwritable_output(args)
+    if unwritable:
+        p.error(unwritable)
     return args
+
+
+def unwritable_output(args: argparse.Namespace) -> str | None:
+    """Why an output path cannot be written, found before training rather than after it."""
+    folders = [("--output-dir", args.output_dir)]
+    for option in ("float_twin", "keras_cache", "record"):
+        path = getattr(args, option)
+        if path is not None:
+            folders.append((f"--{option.replace('_', '-')}", path.parent))
+    for option, folder in folders:
+        existing = next((f for f in (folder, *folder.parents) if f.exists()), None)
+        if existing is None or not existing.is_dir():
+            return f"{option}: {existing or folder} is not a folder"
+        if not os.access(existing, os.W_OK | os.X_OK):
+            return f"{option}: cannot write in {existing}"
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -28,6 +28,15 @@ class ConversionError(Exception):
     """The converted model is not the full-int8, batch-norm-folded graph the daemon expects."""
 
 
+def _run(converter: Any) -> bytes:
+    """The converter's flatbuffer, or ConversionError with its first line (it refuses ops it cannot map)."""
+    try:
+        return bytes(converter.convert())
+    except Exception as exc:  # the converter raises ConverterError, ValueError and RuntimeError alike
+        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ConversionError(f"the TFLite converter failed: {first_line}") from None
+
+
 def convert_int8(
     model: keras.Model,
     calibration_pixels: npt.NDArray[np.uint8],
@@ -45,19 +54,19 @@ def convert_int8(
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     converter.inference_input_type = tf.int8
     converter.inference_output_type = tf.int8
-    return bytes(converter.convert())
+    return _run(converter)
 
 
 def convert_float(model: keras.Model) -> bytes:
     """The unquantized float32 twin, for comparisons."""
-    return bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
+    return _run(tf.lite.TFLiteConverter.from_keras_model(model))
 
 
 def convert_dynamic(model: keras.Model) -> bytes:
     """Dynamic-range quantization: int8 weights, float32 activations and input/output."""
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    return bytes(converter.convert())
+    return _run(converter)
 
 
 def convert(

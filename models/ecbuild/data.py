@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import logging
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,7 +51,7 @@ def read_idx(path: Path, expected_dims: int) -> npt.NDArray[np.uint8]:
     expected_sha, expected_size = FASHION_FILES[path.name]
     try:
         raw = gzip.decompress(path.read_bytes())
-    except (OSError, EOFError) as exc:
+    except (OSError, EOFError, zlib.error) as exc:
         raise InputError(f"{path} is not a readable gzip file ({exc})") from None
     if len(raw) != expected_size or int.from_bytes(raw[:4], "big") != IDX_MAGIC[expected_dims]:
         raise InputError(f"{path} is not the Fashion-MNIST file it is named after (size or magic number differs)")
