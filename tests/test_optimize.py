@@ -215,6 +215,9 @@ def test_mini_sweep_writes_results_and_the_report_renders(tmp_path):
     flags = {name: (r["full_int8"], r["batch_norm"]["folded"], r["test_images"]) for name, r in records.items()}
     assert dict.fromkeys(MINI_VARIANTS, (True, True, 500)) | {"v2-a035-r32-float32": (False, True, 500)} == flags
     assert dict.fromkeys(MINI_VARIANTS, 1) == {name: r["xnnpack_partitions"] for name, r in records.items()}
+    # One cached training: the pruned variant's base accuracy is the unpruned network's, taken before pruning.
+    bases = [records[name]["base_float_accuracy"] for name in ("v2-a035-r32-int8", "v2-a035-r32-prune50-int8")]
+    assert bases[0] == bases[1]
     pruned = records["v2-a035-r32-prune50-int8"]
     assert (True, pruned["size_bytes"]) == (
         pruned["weight_sparsity"]["conv"] >= 0.45, records["v2-a035-r32-int8"]["size_bytes"]

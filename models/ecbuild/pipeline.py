@@ -198,6 +198,10 @@ def build(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
     verb = f"loading the trained {name} from {args.keras_cache}:" if cached else f"training {name}"
     stage(3, f"{verb} alpha={options.alpha} at {options.resolution}px for {options.epochs} epochs")
     trained, teacher = train_stage(args, chosen, prepared, spec, verbose)
+    test_ds = train.make_dataset(prepared.test_pixels, prepared.test_labels, spec, 256, training=False, seed=0)
+    labels = prepared.data.labels
+    # Pruning wraps the trained layers themselves: the base accuracy must be taken before it.
+    evals = {"base": evaluate.evaluate_keras(trained.model, test_ds, prepared.test_labels, labels)}
     float_model, to_convert, fits = optimize_stage(chosen, trained.model, prepared, spec, verbose)
 
     full_int8 = args.quantization in FULL_INT8_MODES
@@ -205,11 +209,15 @@ def build(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
     step = max(1, len(prepared.train_pixels) // args.calibration_images)
     calibration = prepared.train_pixels[::step][: args.calibration_images]
     tflite_bytes = convert.convert(to_convert, args.quantization, calibration, spec)
+    with tempfile.TemporaryDirectory() as scratch:
+        # Checked before it is written: a failed build must not replace a good model in --output-dir.
+        candidate = Path(scratch) / "candidate.tflite"
+        candidate.write_bytes(tflite_bytes)
+        if full_int8:
+            ops = convert.check_full_int8(candidate, float_model)
+        else:
+            ops = foldcheck.batch_norm_ops(candidate)["op_counts"]
     tflite_path, _ = package.write_model(args.output_dir, args.name, tflite_bytes, prepared.data.labels)
-    if full_int8:
-        ops = convert.check_full_int8(tflite_path, float_model)
-    else:
-        ops = foldcheck.batch_norm_ops(tflite_path)["op_counts"]
     with tempfile.TemporaryDirectory() as scratch:
         twin = tflite_path if args.quantization == "float32" else Path(scratch) / "float32.tflite"
         if twin != tflite_path:
@@ -223,9 +231,6 @@ def build(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
 
     kind = "int8" if full_int8 else args.quantization
     stage(5, f"evaluating float and {kind} on {len(prepared.test_labels)} test images")
-    test_ds = train.make_dataset(prepared.test_pixels, prepared.test_labels, spec, 256, training=False, seed=0)
-    labels = prepared.data.labels
-    evals = {"base": evaluate.evaluate_keras(trained.model, test_ds, prepared.test_labels, labels)}
     evals["float"] = evals["base"]
     if float_model is not trained.model:
         evals["float"] = evaluate.evaluate_keras(float_model, test_ds, prepared.test_labels, labels)
@@ -245,7 +250,8 @@ def build(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
     command = "python models/build.py " + shlex.join(argv) if argv else "python models/build.py"
     build_info: dict[str, Any] = {
         "op_counts": ops,
-        "batch_norm_folded": fold["folded"] if fold else True,
+        # Full int8 is checked for folding by check_full_int8 itself; other kinds only by the fold check.
+        "batch_norm_folded": fold["folded"] if fold else (True if full_int8 else None),
         "deterministic": not args.nondeterministic,
     }
     if full_int8:
