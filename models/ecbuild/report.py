@@ -44,7 +44,7 @@ def parameters(record: dict[str, Any]) -> str:
     if "prune" in record:
         parts.append(f"prune {record['prune']['sparsity']:.0%} {record['prune']['epochs']} ep")
     if "qat" in record:
-        parts.append(f"QAT {record['qat']['epochs']} ep")
+        parts.append(f"QAT {record['qat']['epochs']} ep, lr {record['qat']['learning_rate']:g}")
     if "distill" in record:
         teacher = record["distill"]["teacher"]
         who = sections.network_text(teacher) if isinstance(teacher, dict) else "teacher file"
@@ -168,8 +168,8 @@ def header(records: list[dict[str, Any]], failed: list[dict[str, Any]], results:
         "",
         f"- Data: Fashion-MNIST, {' / '.join(train_sets)} training and {' / '.join(test_sets)} test images; "
         "accuracy is the .tflite's through the daemon's own preprocessing, one image at a time.",
-        "- Δ vs float: the .tflite's accuracy minus the float Keras model's of the same training (before "
-        "pruning or QAT).",
+        "- Δ vs float: the .tflite's accuracy minus the float Keras model's of the same training, taken before "
+        "pruning or QAT (so a pruned row's Δ includes what pruning cost).",
         f"- Latency: single-image invoke, p50/p95 over {sections_runs(first)} runs after a warm-up, on "
         f"{machine.get('cpu', 'this machine')} ({machine.get('cpus', '?')} cores){load_text}; training time on the "
         "same machine.",

@@ -43,9 +43,12 @@ def change(new: float, old: float) -> str:
 
 
 def counterpart(record: dict[str, Any], records: list[dict[str, Any]], quantization: str) -> dict[str, Any] | None:
-    """The plain variant of the same network (same training) with QUANTIZATION, if the sweep has it."""
+    """The plain variant of the same network (same training) with QUANTIZATION (and QAT recipe), if the sweep has it."""
     for other in records:
-        if network_key(other) == network_key(record) and is_plain(other) and other["quantization"] == quantization:
+        if (
+            network_key(other) == network_key(record) and is_plain(other) and other["quantization"] == quantization
+            and other.get("qat") == record.get("qat")
+        ):  # fmt: skip
             return other
     return None
 
@@ -149,9 +152,27 @@ def distillation_section(records: list[dict[str, Any]]) -> list[str]:
         lines.append(
             f"| {r['variant']} | {r['distill']['alpha']:g} | {r['distill']['temperature']:g} "
             f"| {teacher_text} ({r.get('teacher_accuracy', float('nan')):.2f}) | {r['accuracy']:.2f} | {baseline} "
-            f"| {diff} | {r['train_seconds']:.0f} + {r.get('teacher_seconds', 0):.0f} |"
+            f"| {diff} | {r['train_seconds']:.0f} + {teacher_cost(r, records)} |"
         )
     return [*lines, ""]
+
+
+def keras_cache_stem(record: dict[str, Any]) -> str | None:
+    """The name of the --keras-cache file a variant's build command trained into or loaded from."""
+    words = str(record.get("command", "")).split()
+    return Path(words[words.index("--keras-cache") + 1]).stem if "--keras-cache" in words[:-1] else None
+
+
+def teacher_cost(student: dict[str, Any], records: list[dict[str, Any]]) -> str:
+    """Seconds the teacher took; a teacher loaded from another variant's cache cost that variant's training."""
+    teacher = student["distill"]["teacher"]
+    if isinstance(teacher, dict) or student.get("teacher_seconds"):
+        return f"{student.get('teacher_seconds', 0):.0f}"
+    stem = Path(str(teacher)).stem
+    owner = next((r for r in records if keras_cache_stem(r) == stem), None)
+    if owner is None:
+        return "0 (loaded from a file)"
+    return f"0 (loaded; trained in {owner['variant']}, {owner['base_train_seconds']:.0f} s)"
 
 
 def training_section(records: list[dict[str, Any]]) -> list[str]:
