@@ -12,6 +12,12 @@ restarts the service and the log shows where.
 EX_CONFIG = 78
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of a library's exception message (or its type name): enough for a one-line error."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
 class EdgeClassifierError(Exception):
     """An expected failure with a message meant for the person running the program."""
 

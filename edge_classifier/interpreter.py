@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .errors import ModelError
+from .errors import ModelError, first_line
 from .quant import SUPPORTED_DTYPES, QuantParams, dequantize
 
 logger = logging.getLogger(__name__)
@@ -49,8 +49,7 @@ def load_interpreter(model_path: Path, num_threads: int = 1, xnnpack: bool = Tru
         interpreter = cls(**kwargs)
         interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelError(f"model file {model_path} is not a loadable TFLite model: {first_line}") from None
+        raise ModelError(f"model file {model_path} is not a loadable TFLite model: {first_line(exc)}") from None
     logger.debug("loaded %s with %s (%d threads)", model_path, package, num_threads)
     return interpreter
 

@@ -13,7 +13,7 @@ import logging
 import tensorflow as tf
 import tf_keras as keras
 
-from edge_classifier.errors import InputError
+from edge_classifier.errors import InputError, first_line
 
 from .options import ARCHITECTURES
 
@@ -53,8 +53,8 @@ def backbone(
         if not imagenet:
             raise
         # Keras downloads the weights on first use; without internet it raises a bare Exception.
-        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise InputError(f"--weights imagenet: cannot get the weights ({first_line}); use --weights FILE") from None
+        reason = first_line(exc)
+        raise InputError(f"--weights imagenet: cannot get the weights ({reason}); use --weights FILE") from None
     if bn_momentum is not None:
         for layer in model.layers:
             if isinstance(layer, keras.layers.BatchNormalization):

@@ -12,6 +12,7 @@ import numpy.typing as npt
 import tensorflow as tf
 import tf_keras as keras
 
+from edge_classifier.errors import first_line
 from edge_classifier.interpreter import load_interpreter, op_counts, tensor_dtypes
 from edge_classifier.preprocess import Preprocessing, normalize
 
@@ -33,8 +34,7 @@ def _run(converter: Any) -> bytes:
     try:
         return bytes(converter.convert())
     except Exception as exc:  # the converter raises ConverterError, ValueError and RuntimeError alike
-        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise ConversionError(f"the TFLite converter failed: {first_line}") from None
+        raise ConversionError(f"the TFLite converter failed: {first_line(exc)}") from None
 
 
 def convert_int8(

@@ -17,7 +17,7 @@ import numpy.typing as npt
 import tensorflow as tf
 import tf_keras as keras
 
-from edge_classifier.errors import InputError
+from edge_classifier.errors import InputError, first_line
 from edge_classifier.preprocess import Preprocessing
 
 from . import architectures, train
@@ -45,7 +45,7 @@ def load_teacher(path: Path) -> keras.Model:
     try:
         model = keras.models.load_model(path, compile=False)
     except (ValueError, OSError, ImportError) as exc:
-        raise InputError(f"--teacher {path}: not a loadable Keras model ({str(exc).splitlines()[0]})") from None
+        raise InputError(f"--teacher {path}: not a loadable Keras model ({first_line(exc)})") from None
     model.trainable = False
     return model
 

@@ -217,8 +217,7 @@ def build(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
             ops = convert.check_full_int8(candidate, float_model)
         else:
             ops = foldcheck.batch_norm_ops(candidate)["op_counts"]
-    tflite_path, _ = package.write_model(args.output_dir, args.name, tflite_bytes, prepared.data.labels)
-    with tempfile.TemporaryDirectory() as scratch:
+        tflite_path, _ = package.write_model(args.output_dir, args.name, tflite_bytes, prepared.data.labels)
         twin = tflite_path if args.quantization == "float32" else Path(scratch) / "float32.tflite"
         if twin != tflite_path:
             twin.write_bytes(convert.convert_float(float_model))
