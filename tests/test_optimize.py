@@ -259,3 +259,22 @@ def test_training_section_steps_through_budget_and_augmentation():
     ]
     cells = [[cell.strip() for cell in line.strip("|").split("|")] for line in training_section(records)[6:9]]
     assert [["short", ""], ["long", "+1.90"], ["erased", "+0.20"]] == [[row[0], row[5]] for row in cells]
+
+
+def test_width_resolution_grid_compares_one_training_recipe():
+    """The grid holds plain int8 MobileNetV2 builds of the base budget only, and steps from narrowest to widest."""
+    from ecbuild.report_architecture import width_resolution_section
+
+    records = [
+        fake_record("narrow", 90.0, 0.05, 600_000, resolution=64),
+        fake_record("wide", 91.0, 0.20, 2_400_000, alpha=1.0, resolution=64),
+        fake_record("longer", 93.0, 0.05, 600_000, group="training", epochs=60, resolution=64),
+        fake_record("float", 92.0, 0.10, 1_600_000, quantization="float32", resolution=64),
+    ]
+    lines = width_resolution_section(records)
+    table = [line for line in lines if line.startswith("| α")]
+    steps = [line for line in lines if line.startswith("- ")]
+    assert (
+        ["| α0.35 | 90.00% · 0.050 ms · 600 kB |", "| α1 | 91.00% · 0.200 ms · 2,400 kB |"],
+        ["- Width α0.35 → α1 at 64 px: +1.00 points for ×4.00 latency and ×4.00 size (narrow → wide)."],
+    ) == (table, steps)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from . import report_sections as sections
+from .report_architecture import mobilenetv3_section, width_resolution_section
 from .selection import Rule, choose, goal_status, latency_p50, pareto_front
 from .sweep import DEFAULT_RESULTS, MODELS_DIR, full_plan, mini_plan, read_results
 
@@ -222,7 +223,8 @@ def render(results: Path, output: Path, plots_dir: Path, rule: Rule) -> Path:
     lines += sections.pruning_section(records)
     lines += sections.training_section(records)
     lines += sections.distillation_section(records)
-    lines += sections.architecture_section(records, failed)
+    lines += width_resolution_section(records)
+    lines += mobilenetv3_section(records, failed)
     lines += sections.folding_section(records)
     lines += sections.flattening_section(pareto_front([r for r in records if r["full_int8"]], latency_p50))
     if failed:

@@ -235,25 +235,6 @@ def folding_section(records: list[dict[str, Any]]) -> list[str]:
     ]
 
 
-def architecture_section(records: list[dict[str, Any]], failed: list[dict[str, Any]]) -> list[str]:
-    lines = ["## MobileNetV3-Small", ""]
-    v3 = [r for r in records if r["architecture"] == "mobilenetv3small" and r["full_int8"]]
-    for r in v3:
-        ops = ", ".join(f"{op} {n}" for op, n in sorted(r["op_counts"].items()))
-        lines.append(f"- {r['variant']} converted to full int8 (every tensor integer, int8 input and output): {ops}.")
-    for r in (r for r in records if r["architecture"] == "mobilenetv3small" and "xnnpack_partitions" in r):
-        lines.append(
-            f"- {r['variant']}: XNNPACK runs the graph as {r['xnnpack_partitions']} partition(s); the ops between "
-            f"them run on TFLite's own kernels ({p50(r):.3f} ms p50, 1 thread)."
-        )
-    for f in failed:
-        if f["variant"].startswith("v3s"):
-            lines.append(f"- {f['variant']} failed: {f['error']}")
-    if len(lines) == 2:
-        lines.append("No MobileNetV3-Small variant in these results.")
-    return [*lines, ""]
-
-
 def flattening_section(front: list[dict[str, Any]]) -> list[str]:
     """Steps along the full-int8 latency Pareto front: what each step of latency buys in accuracy."""
     lines = ["## Where the curve flattens", ""]
