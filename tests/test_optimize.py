@@ -76,7 +76,7 @@ def test_report_renders_from_results_alone(tmp_path):
     results.write_text("".join(json.dumps(line) + "\n" for line in lines))
     report = render(results, tmp_path / "REPORT.md", tmp_path / "plots", selection.Rule()).read_text()
     table = report.split("## All variants")[1].split("\n## ")[0]
-    rows = [line.split("|")[1].strip() for line in table.splitlines() if line.startswith("| ") and "---" not in line]
+    rows = [line.split("|")[2].strip() for line in table.splitlines() if line.startswith("| ") and "---" not in line]
     pngs = sorted(p.name for p in (tmp_path / "plots").iterdir())
     assert (True, True) == ("- v-broken: error: no such thing" in report, "The rule picks **v-int8**" in report)
     assert (

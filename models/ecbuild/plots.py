@@ -32,15 +32,19 @@ def tradeoff_plot(
     path: Path,
     log_x: bool = False,
 ) -> Path:
-    """Accuracy against COST, one point per variant, the Pareto front as a step line, the chosen model ringed."""
+    """Accuracy against COST, one point per variant, the Pareto front as a step line, the chosen model ringed.
+
+    Points carry their row number in RECORDS (the report's table) rather than a name: variants of one graph
+    sit within a few hundredths of a millisecond of each other, and their names would overprint.
+    """
     fig, ax = plt.subplots(figsize=(9, 6), dpi=110)
-    for record in records:
+    for number, record in enumerate(records, start=1):
         ax.scatter(
             cost(record), record["accuracy"], s=46,
             color=GROUP_COLORS.get(record.get("group", ""), "tab:gray"),
             marker=QUANT_MARKERS.get(record["quantization"], "o"), zorder=3,
         )  # fmt: skip
-        ax.annotate(record["variant"], (cost(record), record["accuracy"]), fontsize=6.5,
+        ax.annotate(str(number), (cost(record), record["accuracy"]), fontsize=7,
                     xytext=(4, 3), textcoords="offset points")  # fmt: skip
     front = pareto_front(records, cost)
     if front:

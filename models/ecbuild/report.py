@@ -82,14 +82,14 @@ def rebuild_command(record: dict[str, Any]) -> str:
 
 def results_table(records: list[dict[str, Any]], chosen: dict[str, Any] | None) -> list[str]:
     lines = [
-        "| Variant | Techniques | Parameters | Accuracy % | Δ vs float | Size kB | gzip kB | 1 thread p50/p95 ms "
+        "| # | Variant | Techniques | Parameters | Accuracy % | Δ vs float | Size kB | gzip kB | 1 thread p50/p95 ms "
         "| 2 threads p50/p95 ms | 1 thread, no XNNPACK p50/p95 ms | Training s |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---:|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for r in records:
+    for number, r in enumerate(records, start=1):
         name = f"**{r['variant']}**" if chosen is not None and r["variant"] == chosen["variant"] else r["variant"]
         lines.append(
-            f"| {name} | {', '.join(r['techniques'])} | {parameters(r)} | {r['accuracy']:.2f} "
+            f"| {number} | {name} | {', '.join(r['techniques'])} | {parameters(r)} | {r['accuracy']:.2f} "
             f"| {r['accuracy_delta']:+.2f} | {sections.kb(r['size_bytes'])} | {sections.kb(r['size_gzip_bytes'])} "
             f"| {sections.lat(r)} | {sections.lat(r, '2t')} | {sections.lat(r, '1t_no_xnnpack')} "
             f"| {r['train_seconds']:.0f} |"
@@ -208,8 +208,8 @@ def render(results: Path, output: Path, plots_dir: Path, rule: Rule) -> Path:
     lines += [
         "## Plots",
         "",
-        "Each point is a variant (colour: what it demonstrates; marker: quantization); the dashed line is the "
-        "Pareto front over all variants; the red ring is the chosen model.",
+        "Each point is a variant, numbered as in the table above (colour: what it demonstrates; marker: "
+        "quantization); the dashed line is the Pareto front over all variants; the red ring is the chosen model.",
         "",
         f"![accuracy vs latency]({link(latency_png)})",
         "",
