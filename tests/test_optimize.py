@@ -278,3 +278,18 @@ def test_width_resolution_grid_compares_one_training_recipe():
         ["| α0.35 | 90.00% · 0.050 ms · 600 kB |", "| α1 | 91.00% · 0.200 ms · 2,400 kB |"],
         ["- Width α0.35 → α1 at 64 px: +1.00 points for ×4.00 latency and ×4.00 size (narrow → wide)."],
     ) == (table, steps)
+
+
+def test_a_teacher_loaded_from_a_cache_is_charged_to_the_variant_that_trained_it():
+    """A student whose teacher file is another variant's trained cache names that variant, not a second training."""
+    from ecbuild.report_sections import teacher_cost
+
+    teacher = fake_record("wide", 92.0, 1.0, 1, base_train_seconds=2592.0,
+                          command="build.py --keras-cache cache/wide.keras")  # fmt: skip
+    student = fake_record("student", 91.0, 1.0, 1, teacher_seconds=2479.0,
+                          command="build.py --keras-cache cache/student.keras --teacher cache/wide.keras")  # fmt: skip
+    alone = fake_record("alone", 91.0, 1.0, 1, teacher_seconds=2479.0, command="build.py --teacher cache/gone.keras")
+    assert ["0 (loaded: the network of wide, 2592 s)", "2479"] == [
+        teacher_cost(student, [teacher, student]),
+        teacher_cost(alone, [teacher, alone]),
+    ]

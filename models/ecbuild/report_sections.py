@@ -157,22 +157,22 @@ def distillation_section(records: list[dict[str, Any]]) -> list[str]:
     return [*lines, ""]
 
 
-def keras_cache_stem(record: dict[str, Any]) -> str | None:
-    """The name of the --keras-cache file a variant's build command trained into or loaded from."""
+def option_value(record: dict[str, Any], option: str) -> str | None:
+    """The value OPTION has in the variant's build command, if it is there."""
     words = str(record.get("command", "")).split()
-    return Path(words[words.index("--keras-cache") + 1]).stem if "--keras-cache" in words[:-1] else None
+    return words[words.index(option) + 1] if option in words[:-1] else None
 
 
 def teacher_cost(student: dict[str, Any], records: list[dict[str, Any]]) -> str:
-    """Seconds the teacher took; a teacher loaded from another variant's cache cost that variant's training."""
-    teacher = student["distill"]["teacher"]
-    if isinstance(teacher, dict) or student.get("teacher_seconds"):
-        return f"{student.get('teacher_seconds', 0):.0f}"
-    stem = Path(str(teacher)).stem
-    owner = next((r for r in records if keras_cache_stem(r) == stem), None)
-    if owner is None:
-        return "0 (loaded from a file)"
-    return f"0 (loaded; trained in {owner['variant']}, {owner['base_train_seconds']:.0f} s)"
+    """Seconds the teacher took: in this run, or as the network of the variant whose --keras-cache is its file."""
+    teacher_file = option_value(student, "--teacher")
+    stem = Path(teacher_file).stem if teacher_file else None
+    owner = next((r for r in records if stem and Path(option_value(r, "--keras-cache") or "").stem == stem), None)
+    if owner is not None and owner is not student:
+        return f"0 (loaded: the network of {owner['variant']}, {owner['base_train_seconds']:.0f} s)"
+    if student.get("teacher_seconds"):
+        return f"{student['teacher_seconds']:.0f}"
+    return "0 (loaded from a file)"
 
 
 def training_section(records: list[dict[str, Any]]) -> list[str]:
