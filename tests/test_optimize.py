@@ -293,3 +293,13 @@ def test_a_teacher_loaded_from_a_cache_is_charged_to_the_variant_that_trained_it
         teacher_cost(student, [teacher, student]),
         teacher_cost(alone, [teacher, alone]),
     ]
+
+
+@needs_matplotlib
+def test_the_committed_report_is_what_its_committed_results_render(tmp_path):
+    """models/REPORT.md is regenerated from models/report/results.jsonl, not edited by hand or left stale."""
+    (tmp_path / "report").mkdir()
+    results = tmp_path / "report" / "results.jsonl"
+    results.write_bytes((MODELS / "report" / "results.jsonl").read_bytes())
+    rendered = render(results, tmp_path / "REPORT.md", tmp_path / "report", selection.Rule()).read_text()
+    assert (MODELS / "REPORT.md").read_text() == rendered
