@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,10 @@ class ConversionError(Exception):
 def _run(converter: Any) -> bytes:
     """The converter's flatbuffer, or ConversionError with its first line (it refuses ops it cannot map)."""
     try:
-        return bytes(converter.convert())
+        with warnings.catch_warnings():
+            # TF asks for input statistics whenever the input is integer; the representative data set gives them.
+            warnings.filterwarnings("ignore", "Statistics for quantized inputs were expected", UserWarning)
+            return bytes(converter.convert())
     except Exception as exc:  # the converter raises ConverterError, ValueError and RuntimeError alike
         raise ConversionError(f"the TFLite converter failed: {first_line(exc)}") from None
 
