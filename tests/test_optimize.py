@@ -303,3 +303,19 @@ def test_the_committed_report_is_what_its_committed_results_render(tmp_path):
     results.write_bytes((MODELS / "report" / "results.jsonl").read_bytes())
     rendered = render(results, tmp_path / "REPORT.md", tmp_path / "report", selection.Rule()).read_text()
     assert (MODELS / "REPORT.md").read_text() == rendered
+
+
+def test_levers_pair_variants_that_differ_in_one_setting_only():
+    """Widths pair in order within one resolution; a variant differing in two settings pairs with nothing."""
+    from ecbuild.report_levers import lever_pairs
+
+    records = [
+        fake_record("a035-r64", 90.0, 0.05, 600_000, resolution=64),
+        fake_record("a100-r64", 91.0, 0.20, 2_400_000, alpha=1.0, resolution=64),
+        fake_record("a050-r64", 90.5, 0.08, 900_000, alpha=0.5, resolution=64),
+        fake_record("a050-r96", 91.5, 0.16, 900_000, alpha=0.5, resolution=96, epochs=60),
+        fake_record("a035-r64-float", 90.1, 0.10, 1_600_000, quantization="float32", resolution=64),
+    ]
+    assert [("width", "a035-r64", "a050-r64"), ("width", "a050-r64", "a100-r64")] == [
+        (lever, before["variant"], after["variant"]) for lever, before, after in lever_pairs(records)
+    ]

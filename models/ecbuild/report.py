@@ -12,6 +12,7 @@ from typing import Any
 
 from . import report_sections as sections
 from .report_architecture import mobilenetv3_section, width_resolution_section
+from .report_levers import levers_section
 from .selection import Rule, choose, goal_status, latency_p50, pareto_front
 from .sweep import DEFAULT_RESULTS, MODELS_DIR, full_plan, mini_plan, read_results
 
@@ -227,6 +228,7 @@ def render(results: Path, output: Path, plots_dir: Path, rule: Rule) -> Path:
     lines += mobilenetv3_section(records, failed)
     lines += sections.folding_section(records)
     lines += sections.flattening_section(pareto_front([r for r in records if r["full_int8"]], latency_p50))
+    lines += levers_section(records)
     if failed:
         lines += ["## Failed variants", ""]
         lines += [f"- {f['variant']}: {f['error']}" for f in failed]
