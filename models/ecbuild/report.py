@@ -48,9 +48,8 @@ def parameters(record: dict[str, Any]) -> str:
     if "qat" in record:
         parts.append(f"QAT {record['qat']['epochs']} ep, lr {record['qat']['learning_rate']:g}")
     if "distill" in record:
-        teacher = record["distill"]["teacher"]
-        who = sections.network_text(teacher) if isinstance(teacher, dict) else "teacher file"
-        parts.append(f"distill α{record['distill']['alpha']:g} T{record['distill']['temperature']:g} from {who}")
+        distill = record["distill"]
+        parts.append(f"distill α{distill['alpha']:g} T{distill['temperature']:g} from {sections.teacher_text(distill)}")
     return "; ".join(parts)
 
 

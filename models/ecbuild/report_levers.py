@@ -6,11 +6,10 @@ import itertools
 from typing import Any
 
 from .options import DISPLAY_NAMES
-from .report_sections import kb, p50, quantization_text
+from .report_sections import kb, p50, quantization_text, teacher_text
 
 # Settings compared by their order (each value against the next measured one) ...
-ORDERED = {"width": "alpha", "resolution": "resolution", "epochs": "epochs", "random erasing": "random_erasing",
-           "pruning": "prune"}  # fmt: skip
+ORDERED = ("width", "resolution", "epochs", "random erasing", "pruning")
 # ... and settings compared against their plain value.
 AGAINST_PLAIN = {"quantization": "int8", "distillation": "none", "architecture": DISPLAY_NAMES["mobilenetv2"]}
 # Levers that keep the graph: their latency steps are measurement noise, and the report says how large.
@@ -27,18 +26,11 @@ def settings(record: dict[str, Any]) -> dict[str, Any]:
         "random erasing": record.get("random_erasing", 0.0),
         "pruning": record["prune"]["sparsity"] if "prune" in record else 0.0,
         "quantization": quantization_text(record),
-        "distillation": f"α{distill['alpha']:g} T{distill['temperature']:g}, {teacher_name(distill)}"
+        "distillation": f"α{distill['alpha']:g} T{distill['temperature']:g}, teacher {teacher_text(distill)}"
         if distill else "none",
         "architecture": DISPLAY_NAMES[record["architecture"]],
         "data": (record["train_images"], record["test_images"], record["seed"]),
     }  # fmt: skip
-
-
-def teacher_name(distill: dict[str, Any]) -> str:
-    teacher = distill["teacher"]
-    if isinstance(teacher, dict):
-        return f"teacher α{teacher['alpha']:g} {teacher['resolution']} px"
-    return f"teacher {str(teacher).rsplit('/', 1)[-1]}"
 
 
 def value_text(value: Any) -> str:

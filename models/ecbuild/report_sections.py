@@ -25,6 +25,12 @@ def network_text(record: dict[str, Any]) -> str:
     return f"{DISPLAY_NAMES[record['architecture']]} α{record['alpha']:g} {record['resolution']} px"
 
 
+def teacher_text(distill: dict[str, Any]) -> str:
+    """The teacher's network, or the file it was loaded from (the sweep's cache names say what it is)."""
+    teacher = distill["teacher"]
+    return network_text(teacher) if isinstance(teacher, dict) else Path(str(teacher)).name
+
+
 def lat(record: dict[str, Any], config: str = "1t") -> str:
     entry = record["latency_ms"][config]
     return f"{entry['p50']:.3f} / {entry['p95']:.3f}"
@@ -144,14 +150,12 @@ def distillation_section(records: list[dict[str, Any]]) -> list[str]:
     ]
     for r in students:
         base = counterpart(r, records, r["quantization"])
-        teacher = r["distill"]["teacher"]
-        # A teacher loaded from a file is named by the file (the sweep's cache names say what it is).
-        teacher_text = f"{network_text(teacher)}" if isinstance(teacher, dict) else Path(str(teacher)).name
         baseline = f"{base['accuracy']:.2f}" if base else "not in results"
         diff = f"{r['accuracy'] - base['accuracy']:+.2f}" if base else "n/a"
         lines.append(
             f"| {r['variant']} | {r['distill']['alpha']:g} | {r['distill']['temperature']:g} "
-            f"| {teacher_text} ({r.get('teacher_accuracy', float('nan')):.2f}) | {r['accuracy']:.2f} | {baseline} "
+            f"| {teacher_text(r['distill'])} ({r.get('teacher_accuracy', float('nan')):.2f}) | {r['accuracy']:.2f} "
+            f"| {baseline} "
             f"| {diff} | {r['train_seconds']:.0f} + {teacher_cost(r, records)} |"
         )
     return [*lines, ""]
