@@ -48,8 +48,7 @@ def parameters(record: dict[str, Any]) -> str:
     if "qat" in record:
         parts.append(f"QAT {record['qat']['epochs']} ep, lr {record['qat']['learning_rate']:g}")
     if "distill" in record:
-        distill = record["distill"]
-        parts.append(f"distill α{distill['alpha']:g} T{distill['temperature']:g} from {sections.teacher_text(distill)}")
+        parts.append(f"distill {sections.distill_text(record['distill'])}")
     return "; ".join(parts)
 
 

@@ -6,7 +6,7 @@ import itertools
 from typing import Any
 
 from .options import DISPLAY_NAMES
-from .report_sections import kb, p50, quantization_text, teacher_text
+from .report_sections import distill_text, kb, p50, quantization_text
 
 # Settings compared by their order (each value against the next measured one) ...
 ORDERED = ("width", "resolution", "epochs", "random erasing", "pruning")
@@ -26,8 +26,7 @@ def settings(record: dict[str, Any]) -> dict[str, Any]:
         "random erasing": record.get("random_erasing", 0.0),
         "pruning": record["prune"]["sparsity"] if "prune" in record else 0.0,
         "quantization": quantization_text(record),
-        "distillation": f"α{distill['alpha']:g} T{distill['temperature']:g}, teacher {teacher_text(distill)}"
-        if distill else "none",
+        "distillation": distill_text(distill) if distill else "none",
         "architecture": DISPLAY_NAMES[record["architecture"]],
         "data": (record["train_images"], record["test_images"], record["seed"]),
     }  # fmt: skip

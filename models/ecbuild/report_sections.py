@@ -31,6 +31,11 @@ def teacher_text(distill: dict[str, Any]) -> str:
     return network_text(teacher) if isinstance(teacher, dict) else Path(str(teacher)).name
 
 
+def distill_text(distill: dict[str, Any]) -> str:
+    """A distillation's loss weights and teacher in a few words."""
+    return f"α{distill['alpha']:g} T{distill['temperature']:g} from {teacher_text(distill)}"
+
+
 def lat(record: dict[str, Any], config: str = "1t") -> str:
     entry = record["latency_ms"][config]
     return f"{entry['p50']:.3f} / {entry['p95']:.3f}"
