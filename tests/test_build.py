@@ -23,7 +23,7 @@ def build(*args, timeout=600):
 @pytest.mark.slow
 @pytest.mark.build
 def test_smoke_build_is_full_int8_valid_and_better_than_chance(tmp_path):
-    """A short build on 6,000 images writes a full-int8 model whose manifest validates and beats chance."""
+    """A short build on 6,000 images writes a full-int8 model whose manifest validates, has every field, and beats chance."""
     # From scratch MobileNetV2 needs a few hundred steps to leave chance (10%): 6,000 images, 4 epochs, no
     # augmentation, a high learning rate and fast batch-norm statistics reach ~70% in under a minute here.
     out = build("--train-limit", "6000", "--test-limit", "1000", "--epochs", "4", "--resolution", "32",
@@ -31,7 +31,9 @@ def test_smoke_build_is_full_int8_valid_and_better_than_chance(tmp_path):
                 "--name", "smoke", "--output-dir", str(tmp_path))  # fmt: skip
     assert 0 == out.returncode, out.stderr[-2000:]
     document = json.loads((tmp_path / "smoke.json").read_text())
-    jsonschema.validate(document, json.loads((SCHEMAS / "manifest.schema.json").read_text()))
+    schema = json.loads((SCHEMAS / "manifest.schema.json").read_text())
+    jsonschema.validate(document, schema)
+    assert set(schema["properties"]) == set(document)
     interpreter = load_interpreter(tmp_path / "smoke.tflite", xnnpack=False)
     io = [d["dtype"] for d in (*interpreter.get_input_details(), *interpreter.get_output_details())]
     ops = op_counts(interpreter)
