@@ -319,3 +319,21 @@ def test_levers_pair_variants_that_differ_in_one_setting_only():
     assert [("width", "a035-r64", "a050-r64"), ("width", "a050-r64", "a100-r64")] == [
         (lever, before["variant"], after["variant"]) for lever, before, after in lever_pairs(records)
     ]
+
+
+def test_front_summary_says_where_the_top_came_from_and_what_slower_networks_reached():
+    """Two trainings of one network top the front; a slower, shorter-trained network is named with its budget."""
+    from ecbuild.report_sections import front_summary
+
+    short = fake_record("short", 92.0, 0.10, 600_000, resolution=96)
+    long = fake_record("long", 94.0, 0.11, 600_000, resolution=96, epochs=60)
+    wide = fake_record("wide", 92.5, 0.20, 2_400_000, alpha=1.0, resolution=64)
+    expected = [
+        "- The top 2 points are one network, MobileNetV2 α0.35 96 px, trained 2 ways (short, long): 92.00 → 94.00% "
+        "for ×1.10 latency. At the top, accuracy came from training, not from a bigger network.",
+        "- Slower networks, each at its best variant: MobileNetV2 α1 64 px 92.50% (1 ep), all with fewer epochs "
+        "than the top's 60: how they do on that budget is not measured.",
+        "- The most accurate full-int8 variant, long, is 1.00 points short of the goal's 95%.",
+        "",
+    ]
+    assert expected == front_summary([short, long], [short, long, wide])

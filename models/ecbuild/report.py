@@ -225,7 +225,7 @@ def render(results: Path, output: Path, plots_dir: Path, rule: Rule) -> Path:
     lines += width_resolution_section(records)
     lines += mobilenetv3_section(records, failed)
     lines += sections.folding_section(records)
-    lines += sections.flattening_section(pareto_front([r for r in records if r["full_int8"]], latency_p50))
+    lines += sections.flattening_section(pareto_front([r for r in records if r["full_int8"]], latency_p50), records)
     lines += levers_section(records)
     if failed:
         lines += ["## Failed variants", ""]

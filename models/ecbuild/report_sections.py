@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+from itertools import takewhile
 from pathlib import Path
 from typing import Any
 
 from .options import DISPLAY_NAMES
+from .selection import GOAL_ACCURACY
 
 logger = logging.getLogger(__name__)
 
@@ -244,7 +246,7 @@ def folding_section(records: list[dict[str, Any]]) -> list[str]:
     ]
 
 
-def flattening_section(front: list[dict[str, Any]]) -> list[str]:
+def flattening_section(front: list[dict[str, Any]], records: list[dict[str, Any]]) -> list[str]:
     """Steps along the full-int8 latency Pareto front: what each step of latency buys in accuracy."""
     lines = ["## Where the curve flattens", ""]
     if len(front) < 2:
@@ -262,4 +264,31 @@ def flattening_section(front: list[dict[str, Any]]) -> list[str]:
         lines.append(f"| {r['variant']} | {r['accuracy']:.2f} | {p50(r):.3f} | {kb(r['size_bytes'])} "
                      f"| {step_acc} | {step_lat} |")  # fmt: skip
         previous = r
-    return [*lines, ""]
+    return [*lines, "", *front_summary(front, records)]
+
+
+def front_summary(front: list[dict[str, Any]], records: list[dict[str, Any]]) -> list[str]:
+    """Where the front's top came from, what the slower networks reached, and the distance to the goal."""
+    top = front[-1]
+    same = list(takewhile(lambda r: network_text(r) == network_text(top), reversed(front)))[::-1]
+    lines = []
+    if len(same) > 1:
+        lines.append(f"- The top {len(same)} points are one network, {network_text(top)}, trained {len(same)} ways "
+                     f"({', '.join(r['variant'] for r in same)}): {same[0]['accuracy']:.2f} → {top['accuracy']:.2f}% "
+                     f"for ×{p50(top) / p50(same[0]):.2f} latency. At the top, accuracy came from training, "
+                     "not from a bigger network.")  # fmt: skip
+    slower: dict[str, dict[str, Any]] = {}
+    for r in records:
+        if r["full_int8"] and network_text(r) != network_text(top) and p50(r) > p50(top):
+            best = slower.get(network_text(r))
+            slower[network_text(r)] = r if best is None or r["accuracy"] > best["accuracy"] else best
+    if slower:
+        named = [f"{name} {r['accuracy']:.2f}% ({r['epochs']} ep)" for name, r in sorted(slower.items())]
+        fewer = all(r["epochs"] < top["epochs"] for r in slower.values())
+        budget = f", all with fewer epochs than the top's {top['epochs']}: how they do on that budget is not measured"
+        lines.append(f"- Slower networks, each at its best variant: {'; '.join(named)}{budget if fewer else ''}.")
+    if top["accuracy"] < GOAL_ACCURACY:
+        short = GOAL_ACCURACY - top["accuracy"]
+        lines.append(f"- The most accurate full-int8 variant, {top['variant']}, is {short:.2f} points short "
+                     f"of the goal's {GOAL_ACCURACY:g}%.")  # fmt: skip
+    return [*lines, ""] if lines else []
