@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Proves that edge-classifier runs on ARM64 (Raspberry Pi 4 and 5) and gives the same int8 outputs as on x86.
+# Proves that edge-classifier runs on ARM64 (Raspberry Pi 4 and 5) and gives the same results as on x86 (step 5).
 # Run by hand (takes 1-3 minutes; not part of every CI run) on an x86-64 Debian 12 host, as root:
 #
 #     sudo deploy/arm64-check.sh                            # default model and sample video
