@@ -154,7 +154,8 @@ def header(records: list[dict[str, Any]], failed: list[dict[str, Any]], results:
     missing = planned_but_missing(records, failed)
     if missing:
         banner = [
-            f"> **Partial: {len(missing)} variants of the sweep's plan are not measured yet** ({', '.join(missing)}). "
+            f"> **Partial: {len(missing)} variant{'s' * (len(missing) > 1)} of the sweep's plan not measured yet** "
+            f"({', '.join(missing)}). "
             "`python models/sweep.py` resumes where it stopped; the rule below chose among the measured rows only.",
             "",
         ]
