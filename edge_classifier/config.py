@@ -158,11 +158,22 @@ def load_config(path: Path | None = None, overrides: tuple[str, ...] = ()) -> Co
         raise ConfigError(f"model.preprocessing.{exc.field}: {exc}") from None
     if config.mqtt.ca_file is not None and not config.mqtt.tls:
         raise ConfigError(f"mqtt.ca_file: {str(config.mqtt.ca_file)!r} is set but mqtt.tls is false")
+    _check_host(config.mqtt.host)
     if not config.mqtt.prefix or any(c in config.mqtt.prefix for c in "#+") or config.mqtt.prefix.startswith("/"):
         raise ConfigError(
             f"mqtt.prefix: expected a topic prefix without '#', '+' or a leading '/', got {config.mqtt.prefix!r}"
         )
     return config
+
+
+def _check_host(host: str) -> None:
+    """Refuse a host name paho cannot encode: its network thread would die on it and never reconnect."""
+    try:
+        valid = bool(host) and host == host.strip() and bool(host.encode("idna"))
+    except UnicodeError:
+        valid = False
+    if not valid:
+        raise ConfigError(f"mqtt.host: {host!r} is not a host name or IP address")
 
 
 def mqtt_password(config: MqttConfig) -> str | None:

@@ -79,6 +79,8 @@ def test_example_config_shows_the_defaults():
         ("log_level: loud\n", "log_level: expected 'debug' or 'info' or 'warning' or 'error', got 'loud'"),
         ("mqtt: 5\n", "mqtt: expected a mapping of keys, got 5"),
         ("- a\n- b\n", "config file {path}: expected a mapping of keys at the top level"),
+        ("mqtt:\n  host: a..b\n", "mqtt.host: 'a..b' is not a host name or IP address"),
+        ("mqtt:\n  host: ''\n", "mqtt.host: '' is not a host name or IP address"),
         ("mqtt:\n  prefix: 'a/#'\n", "mqtt.prefix: expected a topic prefix without '#', '+' or a leading '/', got 'a/#'"),
         ("mqtt:\n  reconnect_min_s: 10\n  reconnect_max_s: 5\n", "mqtt.reconnect_max_s: 5.0 is below mqtt.reconnect_min_s 10.0"),
         ("mqtt: [unclosed\n", "config file {path} is not valid YAML at line 2"),
