@@ -15,7 +15,7 @@ from typing import Any, NoReturn
 import numpy as np
 
 from . import __version__
-from .config import Config, load_config
+from .config import Config, load_config, mqtt_password
 from .errors import EdgeClassifierError, InputError
 
 logger = logging.getLogger(__name__)
@@ -147,7 +147,10 @@ def cmd_classify(config: Config, images: list[Path], top_k: int, as_json: bool) 
 def cmd_check(config: Config, path: Path) -> int:
     from .daemon import open_classifier
     from .publisher import tls_context
+    from .sources import check_source
 
+    check_source(config.source)
+    mqtt_password(config.mqtt)
     if config.mqtt.tls:
         tls_context(config.mqtt.ca_file)
     classifier, model = open_classifier(config.model)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -72,6 +73,13 @@ def _field(document: dict[str, Any], dotted: str, kind: type | tuple[type, ...],
     return value
 
 
+def _numbers(document: dict[str, Any], dotted: str, where: Path) -> tuple[float, ...]:
+    values = _field(document, dotted, list, where)
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in values):
+        raise ModelError(f"manifest {where}: field {dotted} must be a list of finite numbers, got {values!r}")
+    return tuple(float(v) for v in values)
+
+
 def load_manifest(path: Path) -> Manifest:
     """Parse and check a manifest; every problem is a ModelError naming the field."""
     try:
@@ -90,14 +98,13 @@ def load_manifest(path: Path) -> Manifest:
     labels = tuple(_field(document, "labels", list, path))
     if not labels or not all(isinstance(label, str) and label for label in labels):
         raise ModelError(f"manifest {path}: labels must be a non-empty list of non-empty strings")
-    pre = _field(document, "preprocessing", dict, path)
     try:
         preprocessing = Preprocessing(
             color_order=_field(document, "preprocessing.color_order", str, path),
             crop=_field(document, "preprocessing.crop", str, path),
             interpolation=_field(document, "preprocessing.interpolation", str, path),
-            mean=tuple(float(v) for v in pre.get("mean", ())),
-            std=tuple(float(v) for v in pre.get("std", ())),
+            mean=_numbers(document, "preprocessing.mean", path),
+            std=_numbers(document, "preprocessing.std", path),
         )
     except PreprocessingValueError as exc:
         raise ModelError(f"manifest {path}: preprocessing.{exc.field}: {exc}") from None
@@ -107,6 +114,8 @@ def load_manifest(path: Path) -> Manifest:
     if output_kind not in OUTPUT_KINDS:
         raise ModelError(f"manifest {path}: output.kind is {output_kind!r}, expected one of {OUTPUT_KINDS}")
     cases = []
+    if not isinstance(document.get("selftest", []), list):
+        raise ModelError(f"manifest {path}: field selftest has the wrong type ({document['selftest']!r})")
     for i, case in enumerate(document.get("selftest", [])):
         if not isinstance(case, dict) or case.get("label") not in labels or not isinstance(case.get("image"), str):
             raise ModelError(f"manifest {path}: selftest[{i}] needs an image path and one of the labels")

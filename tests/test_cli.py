@@ -91,6 +91,12 @@ def test_garbage_model_file_is_a_model_error(tmp_path):
         (lambda d: d.update(schema="other/v9"), "schema is 'other/v9'"),
         (lambda d: d["output"].update(kind="odds"), "output.kind is 'odds'"),
         (lambda d: d["preprocessing"].update(crop="zoom"), "preprocessing.crop: 'zoom' is not one of center, squash"),
+        (lambda d: d["preprocessing"].update(mean="127"), "field preprocessing.mean has the wrong type ('127')"),
+        (
+            lambda d: d["preprocessing"].update(std=[1, float("nan"), 1]),
+            "field preprocessing.std must be a list of finite numbers, got [1, nan, 1]",
+        ),
+        (lambda d: d.update(selftest=None), "field selftest has the wrong type (None)"),
     ],
 )
 def test_bad_manifest_names_the_field(tmp_path, edit, message):
@@ -141,6 +147,17 @@ def test_check_config_rejects_an_unusable_ca_file_with_exit_78(tmp_path, content
     expected = f"error: mqtt.ca_file: '{ca_file}' {problem}"
     lines = out.stderr.splitlines()
     assert (78, 1, expected) == (out.returncode, len(lines), lines[0][: len(expected)])
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [("source.uri={tmp}/*.nomatch", "source.uri: no image matches '{tmp}/*.nomatch'"),
+     ("mqtt.password_file={tmp}/secret", "mqtt.password_file: '{tmp}/secret' does not exist")],
+)  # fmt: skip
+def test_check_config_refuses_what_run_would_refuse(tmp_path, setting, message):
+    """check-config checks the source and the password file as run does: one line, exit 78."""
+    out = run_cli("check-config", str(ROOT / "deploy" / "config.example.yaml"), "--set", setting.format(tmp=tmp_path))
+    assert (78, f"error: {message.format(tmp=tmp_path)}\n") == (out.returncode, out.stderr)
 
 
 @pytest.mark.parametrize(("what", "command"), [("config file", "check-config"), ("manifest", "classify --model")])
