@@ -59,7 +59,7 @@ class FrameSource(Protocol):
 class OpenCVSource:
     """Reads on a background thread; the consumer always gets the newest frame.
 
-    A reader that blocks in read(), fails, or (for live sources) returns the same image for
+    A reader that blocks in read(), fails, or (for local cameras) returns the same image for
     `stall_timeout_s` is abandoned: its thread is left to exit on its own, because releasing a
     capture another thread is blocked in is not safe in every OpenCV backend, and a new
     reader reopens the source after an exponential backoff. So is a reader whose open() has not
@@ -72,6 +72,10 @@ class OpenCVSource:
         self._kind = source_kind(config.uri)
         self._finite = self._kind in ("file", "glob")
         self._every_frame = self._finite and config.file_rate == "max"
+        # A network stream of a still scene can decode to identical frames; only a local camera's are a stall.
+        self._repeat_is_stall = self._kind in ("device", "gstreamer")
+        # Kept across reopens, so a camera frozen on one image backs off instead of looking new each time.
+        self._last_probe: npt.NDArray[np.uint8] | None = None
         self._cond = threading.Condition()
         self._closed = threading.Event()
         self._frame: Frame | None = None
@@ -153,7 +157,12 @@ class OpenCVSource:
         if opening:
             logger.warning("opening source %s has not returned for %.1fs: trying again", self._config.uri, timeout)
         else:
-            logger.warning("source %s produced no new frame for %.1fs: reopening", self._config.uri, timeout)
+            logger.warning(
+                "source %s produced no new frame for %.1fs: reopening in %.1fs",
+                self._config.uri,
+                timeout,
+                self._backoff,
+            )
         self._restart_locked()
 
     def _restart_locked(self) -> None:
@@ -195,6 +204,8 @@ class OpenCVSource:
                 self._state = "running"
                 self._last_progress = time.monotonic()
             self._pump(generation, cap)
+        except (cv2.error, OSError) as exc:
+            self._fail(generation, f"source {self._config.uri!r} failed while reading ({exc})")
         finally:
             cap.release()
 
@@ -204,7 +215,7 @@ class OpenCVSource:
             fps = cap.get(cv2.CAP_PROP_FPS) or self._config.fps or (1.0 if self._kind == "glob" else 30.0)
             period = 1.0 / fps if self._finite and not self._every_frame else 0.0
             next_due = time.monotonic()
-            previous_probe: npt.NDArray[np.uint8] | None = None
+            previous_probe = self._last_probe
             index = pass_start = 0
             while self._current(generation):
                 start = time.monotonic()
@@ -234,9 +245,11 @@ class OpenCVSource:
                         generation, f"source {self._config.uri!r} gives frames that are not 8-bit BGR, grey or BGRA"
                     )
                     return
-                # A live camera that was unplugged can hand back the same buffer forever.
+                # A local camera that was unplugged can hand back the same buffer forever.
                 probe = image[::16, ::16]
-                repeated = not self._finite and previous_probe is not None and np.array_equal(probe, previous_probe)
+                repeated = (
+                    self._repeat_is_stall and previous_probe is not None and np.array_equal(probe, previous_probe)
+                )
                 previous_probe = probe.copy()
                 if period:
                     next_due += period
@@ -257,6 +270,7 @@ class OpenCVSource:
                     if self._frame is not None:
                         self._dropped += 1
                     self._frame = Frame(image, index, time.monotonic(), decode_s)
+                    self._last_probe = previous_probe
                     self._captured += 1
                     if not repeated:
                         self._last_progress = time.monotonic()

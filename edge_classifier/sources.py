@@ -30,7 +30,7 @@ class Capture(Protocol):
 
 def source_kind(uri: int | str) -> str:
     """device, stream, gstreamer, glob or file."""
-    if isinstance(uri, int) or uri.isdigit() or uri.startswith("/dev/video"):
+    if isinstance(uri, int) or uri.isdigit() or uri.startswith("/dev/"):
         return "device"
     if "!" in uri:
         return "gstreamer"

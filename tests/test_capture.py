@@ -33,7 +33,8 @@ def drain(source, limit=1000):
 
 @pytest.mark.parametrize(
     ("uri", "kind"),
-    [(0, "device"), ("2", "device"), ("/dev/video1", "device"), ("rtsp://cam/stream", "stream"),
+    [(0, "device"), ("2", "device"), ("/dev/video1", "device"),
+     ("/dev/v4l/by-id/usb-Logitech_C920-video-index0", "device"), ("rtsp://cam/stream", "stream"),
      ("v4l2src ! videoconvert ! appsink", "gstreamer"), ("shots/*.jpg", "glob"), ("clip.mp4", "file")],
 )  # fmt: skip
 def test_source_kind_from_uri(uri, kind):
@@ -280,6 +281,69 @@ def test_stalled_camera_is_detected_and_reopened(repeat_last):
         release.set()
         source.close()
     assert (True, True, True) == (stats.stalls >= 1, stats.frames_captured > captured_at_stall, len(opened) >= 2)
+
+
+class FrozenCapture(BlockingCapture):
+    """Hands back one and the same image on every read, whenever it is opened (a covered or frozen camera)."""
+
+    def __init__(self, fail_on_read=None):
+        super().__init__(0, threading.Event())
+        self.fail_on_read = fail_on_read
+
+    def read(self):
+        self.count += 1
+        if self.count == self.fail_on_read:
+            raise cv2.error("VIDIOC_DQBUF: No such device")
+        return True, np.full((4, 4, 3), 7, dtype=np.uint8)
+
+
+def test_camera_frozen_on_one_image_backs_off_across_reopens(caplog):
+    """A camera repeating one image after every reopen is reopened with a growing delay, not every stall timeout."""
+    config = SourceConfig(uri=0, stall_timeout_s=0.2, reopen_backoff_s=0.1, reopen_backoff_max_s=0.4)
+    source = OpenCVSource(config, opener=lambda c: FrozenCapture())
+    try:
+        deadline = time.monotonic() + 20
+        while source.stats().stalls < 4 and time.monotonic() < deadline:
+            source.get(0.5)
+    finally:
+        source.close()
+    delays = [r.getMessage().rsplit(" ", 1)[1] for r in caplog.records if "produced no new frame" in r.getMessage()]
+    assert ["0.1s", "0.2s", "0.4s", "0.4s"] == delays[:4]
+
+
+def test_network_stream_of_a_still_scene_is_not_a_stall():
+    """Identical frames from a network stream (a still scene) keep flowing without a reopen."""
+    config = SourceConfig(uri="rtsp://cam/still", stall_timeout_s=0.1)
+    source = OpenCVSource(config, opener=lambda c: FrozenCapture())
+    try:
+        start = time.monotonic()
+        while time.monotonic() - start < 1.0:  # ten stall timeouts of identical frames
+            source.get(0.5)
+        stats = source.stats()
+    finally:
+        source.close()
+    assert (0, True) == (stats.stalls, stats.frames_captured > 10)
+
+
+def test_opencv_error_while_reading_reopens_the_camera(caplog):
+    """cv2.error from read() (a camera unplugged mid-frame) is logged and counted, and the camera reopened."""
+    opened = []
+
+    def opener(config):
+        opened.append(FrozenCapture(fail_on_read=2 if not opened else None))
+        return opened[-1]
+
+    config = SourceConfig(uri=0, reopen_backoff_s=0.01, reopen_backoff_max_s=0.02)
+    source = OpenCVSource(config, opener=opener)
+    try:
+        deadline = time.monotonic() + 20
+        while len(opened) < 2 and time.monotonic() < deadline:
+            source.get(0.5)
+        stats = source.stats()
+    finally:
+        source.close()
+    failures = [r.getMessage() for r in caplog.records if "failed while reading" in r.getMessage()]
+    assert (2, 1, 1) == (len(opened), stats.stalls, len(failures))
 
 
 def test_camera_that_cannot_be_opened_is_retried_with_backoff():
