@@ -61,6 +61,18 @@ def open_classifier(config: ModelConfig) -> tuple[Classifier, ModelInfo]:
     return classifier, ModelInfo(manifest.name, manifest.version, manifest.sha256)
 
 
+def wait_for_broker(publisher: MqttPublisher, seconds: float, stop: threading.Event) -> bool:
+    """Wait for the first connection, but give up at once on a stop request (systemd's stop timeout is short)."""
+    deadline = time.monotonic() + seconds
+    while not stop.is_set():
+        remaining = deadline - time.monotonic()
+        if publisher.wait_connected(min(max(remaining, 0.0), 0.1)):
+            return True
+        if remaining <= 0:
+            return False
+    return False
+
+
 def run_service(config: Config, stop: threading.Event) -> str:
     """Run until stopped or a finite source ends; start-up problems raise EdgeClassifierError."""
     started = time.monotonic()
@@ -81,7 +93,7 @@ def run_service(config: Config, stop: threading.Event) -> str:
                 reconnect_min_s=mqtt.reconnect_min_s, reconnect_max_s=mqtt.reconnect_max_s,
             )
         )  # fmt: skip
-        if not publisher.wait_connected(mqtt.connect_wait_s):
+        if not wait_for_broker(publisher, mqtt.connect_wait_s, stop) and not stop.is_set():
             logger.warning("broker %s:%d not reachable yet; classifying anyway and retrying", mqtt.host, mqtt.port)
         source = stack.enter_context(OpenCVSource(config.source))
         stack.callback(notifier.stopping)

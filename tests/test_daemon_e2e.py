@@ -95,3 +95,11 @@ def test_broker_down_at_start_and_restarted_mid_run(tmp_path, daemons):
     finally:
         proc.stop()
         broker.stop()
+
+
+def test_sigterm_while_waiting_for_the_broker_stops_at_once(tmp_path, daemons):
+    """SIGTERM during a long mqtt.connect_wait_s ends the wait and exits 0, within systemd's stop timeout."""
+    broker = Broker(tmp_path)  # port chosen, never started
+    proc = daemons(*daemon_args(broker.port, "waiting", "--set", "mqtt.connect_wait_s=600"))
+    proc.wait_for_line(lambda line: "self-test passed" in line)
+    assert 0 == proc.stop(signal.SIGTERM, timeout=15), proc.log
