@@ -108,15 +108,14 @@ def load_manifest(path: Path) -> Manifest:
         )
     except PreprocessingValueError as exc:
         raise ModelError(f"manifest {path}: preprocessing.{exc.field}: {exc}") from None
-    except (ValueError, TypeError) as exc:
-        raise ModelError(f"manifest {path}: preprocessing: {exc}") from None
     output_kind = _field(document, "output.kind", str, path)
     if output_kind not in OUTPUT_KINDS:
         raise ModelError(f"manifest {path}: output.kind is {output_kind!r}, expected one of {OUTPUT_KINDS}")
+    selftest = document.get("selftest", [])
+    if not isinstance(selftest, list):
+        raise ModelError(f"manifest {path}: field selftest has the wrong type ({selftest!r})")
     cases = []
-    if not isinstance(document.get("selftest", []), list):
-        raise ModelError(f"manifest {path}: field selftest has the wrong type ({document['selftest']!r})")
-    for i, case in enumerate(document.get("selftest", [])):
+    for i, case in enumerate(selftest):
         if not isinstance(case, dict) or case.get("label") not in labels or not isinstance(case.get("image"), str):
             raise ModelError(f"manifest {path}: selftest[{i}] needs an image path and one of the labels")
         cases.append(SelfTestCase(base / case["image"], case["label"]))
