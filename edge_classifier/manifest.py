@@ -38,6 +38,7 @@ class Manifest:
     output_kind: str
     selftest: tuple[SelfTestCase, ...]
     document: dict[str, Any]
+    min_score: float | None = None  # the build's calibrated rejection threshold, if it made one
 
 
 def sha256_file(path: Path) -> str:
@@ -120,6 +121,7 @@ def load_manifest(path: Path) -> Manifest:
             raise ModelError(f"manifest {path}: selftest[{i}] needs an image path and one of the labels")
         cases.append(SelfTestCase(base / case["image"], case["label"]))
     return Manifest(
+        min_score=_min_score(document, path),
         path=path,
         name=_field(document, "name", str, path),
         version=_field(document, "version", str, path),
@@ -131,6 +133,16 @@ def load_manifest(path: Path) -> Manifest:
         selftest=tuple(cases),
         document=document,
     )
+
+
+def _min_score(document: dict[str, Any], where: Path) -> float | None:
+    """rejection.min_score: the score below which a frame counts as `unknown`, when the build calibrated one."""
+    if "rejection" not in document:
+        return None
+    value = _field(document, "rejection.min_score", (int, float), where)
+    if not 0.0 <= value <= 1.0:
+        raise ModelError(f"manifest {where}: rejection.min_score must be between 0 and 1, got {value!r}")
+    return float(value)
 
 
 def verify_sha256(manifest: Manifest) -> None:

@@ -24,20 +24,47 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     src.add_argument("--image-dir", type=Path, help="train on DIR/<label>/*.jpg|png instead of Fashion-MNIST")
     src.add_argument("--data-dir", type=Path, default=FASHION_DIR, help="folder with the four Fashion-MNIST .gz files")
     src.add_argument("--val-fraction", type=float, default=0.2, help="validation share per class (--image-dir)")
+    src.add_argument(
+        "--val-dir", type=Path, help="validate on DIR/<label>/* (same class folders as --image-dir) instead of a split"
+    )
+    src.add_argument(
+        "--label-names",
+        help="comma-separated labels for the model, one per class folder in sorted order (default: the folder names)",
+    )
     src.add_argument("--train-limit", type=int, help="use at most N training images (smoke builds)")
     src.add_argument("--test-limit", type=int, help="evaluate on at most N test images (smoke builds)")
     m = p.add_argument_group("model")
     m.add_argument("--architecture", choices=ARCHITECTURES, default="mobilenetv2", help="backbone")
     m.add_argument("--alpha", type=float, default=0.35, help="width multiplier")
     m.add_argument("--resolution", type=int, default=96, help="square input size in pixels (>= 32)")
-    m.add_argument("--weights", default="none", help="none (from scratch), imagenet, or a weights file")
+    m.add_argument(
+        "--weights",
+        default="none",
+        help="none (from scratch), imagenet, a Keras weights file, or a MobileNetV2 1.0 .tflite to transplant",
+    )
     t = p.add_argument_group("training")
     t.add_argument("--epochs", type=int, default=15)
     t.add_argument("--batch-size", type=int, default=128)
     t.add_argument("--learning-rate", type=float, default=2e-3)
     t.add_argument("--label-smoothing", type=float, default=0.1)
     t.add_argument("--dropout", type=float, default=0.2)
-    t.add_argument("--no-augment", action="store_true", help="no random flips and shifts")
+    t.add_argument("--no-augment", action="store_true", help="no augmentation at all")
+    t.add_argument(
+        "--augmentation",
+        choices=("shift", "camera"),
+        default="shift",
+        help="shift: random flips and shifts (Fashion-MNIST); camera: random resized crop, flip, rotation, "
+        "colour jitter and blur (real photos)",
+    )
+    t.add_argument(
+        "--negatives",
+        type=int,
+        default=0,
+        help="add N synthetic scenes with no garment, trained towards the uniform distribution (outlier exposure)",
+    )
+    t.add_argument(
+        "--head-epochs", type=int, default=0, help="with --weights: epochs of a linear probe before fine-tuning"
+    )
     t.add_argument(
         "--random-erasing",
         type=float,
@@ -65,6 +92,18 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     o.add_argument("--record", type=Path, help="also write every measurement of this build to FILE (JSON)")
     o.add_argument("--latency-runs", type=int, default=200, help="single-image invokes per latency configuration")
     o.add_argument("--fold-check-images", type=int, default=100, help="test images for the batch-norm folding check")
+    o.add_argument(
+        "--eval-dir",
+        type=Path,
+        help="also evaluate the model, as `edge-classifier classify` runs it, on DIR/<class folder>/* "
+        "(class folders in sorted order = labels) and record it in the manifest",
+    )
+    o.add_argument(
+        "--transplant-check-images",
+        type=int,
+        default=200,
+        help="with --weights FILE.tflite: training images on which the Keras rebuild must agree with the file",
+    )
     args = p.parse_args(argv)
     for name in ("epochs", "batch_size", "calibration_images", "selftest_per_class", "latency_runs"):
         if getattr(args, name) < 1:
@@ -72,8 +111,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     for name in ("train_limit", "test_limit"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    if args.transplant_check_images < 0:
+        p.error(f"--transplant-check-images must be 0 (no check) or more, got {args.transplant_check_images}")
+    if args.eval_dir is not None and not args.eval_dir.is_dir():
+        p.error(f"--eval-dir {args.eval_dir} is not a folder")
     if args.fold_check_images < 0:
         p.error(f"--fold-check-images must be 0 (no check) or more, got {args.fold_check_images}")
+    if args.val_dir is not None and args.image_dir is None:
+        p.error("--val-dir goes with --image-dir")
     if not 0.0 < args.val_fraction < 1.0:
         p.error(f"--val-fraction must be between 0 and 1 (exclusive), got {args.val_fraction}")
     unwritable = unwritable_output(args)

@@ -6,7 +6,7 @@ import gzip
 import hashlib
 import logging
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -86,26 +86,14 @@ def load_fashion_mnist(data_dir: Path) -> Dataset:
 
 def load_image_folder(root: Path, val_fraction: float, seed: int) -> Dataset:
     """Photos under ROOT/<label>/, split per class into train and validation with a fixed seed."""
-    if not root.is_dir():
-        raise InputError(f"image folder {root} does not exist")
-    class_dirs = sorted(p for p in root.iterdir() if p.is_dir())
-    if len(class_dirs) < 2:
-        raise InputError(f"image folder {root} needs at least two class folders, found {len(class_dirs)}")
+    class_dirs, class_files = read_class_folders(root, "image folder", minimum=2)
     rng = np.random.default_rng(seed)
     train: list[npt.NDArray[np.uint8]] = []
     test: list[npt.NDArray[np.uint8]] = []
     train_labels: list[int] = []
     test_labels: list[int] = []
-    for label_index, class_dir in enumerate(class_dirs):
-        files = sorted(p for p in class_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        if len(files) < 2:
-            raise InputError(f"class folder {class_dir} has {len(files)} images; each class needs at least 2")
-        images = []
-        for file in files:
-            image = cv2.imread(str(file), cv2.IMREAD_COLOR)
-            if image is None:
-                raise InputError(f"cannot read image {file}")
-            images.append(image)
+    for label_index, files in enumerate(class_files):
+        images = read_images(files)
         order = rng.permutation(len(images))
         n_val = max(1, round(len(images) * val_fraction))
         for rank, i in enumerate(order):
@@ -119,6 +107,69 @@ def load_image_folder(root: Path, val_fraction: float, seed: int) -> Dataset:
         labels=tuple(d.name for d in class_dirs),
         description=f"image folder {root} ({len(train)} train / {len(test)} validation, seed {seed})",
     )
+
+
+def read_class_folders(root: Path, what: str, minimum: int = 1) -> tuple[list[Path], list[list[Path]]]:
+    """The class folders under ROOT (sorted) and the image files of each (at least MINIMUM per class)."""
+    if not root.is_dir():
+        raise InputError(f"{what} {root} does not exist")
+    class_dirs = sorted(p for p in root.iterdir() if p.is_dir())
+    if len(class_dirs) < 2:
+        raise InputError(f"{what} {root} needs at least two class folders, found {len(class_dirs)}")
+    files = [sorted(p for p in d.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) for d in class_dirs]
+    for class_dir, found in zip(class_dirs, files, strict=True):
+        if len(found) < minimum:
+            raise InputError(f"class folder {class_dir} has {len(found)} images; each class needs at least {minimum}")
+    return class_dirs, files
+
+
+def read_images(files: list[Path]) -> list[npt.NDArray[np.uint8]]:
+    images = []
+    for file in files:
+        image = cv2.imread(str(file), cv2.IMREAD_COLOR)
+        if image is None:
+            raise InputError(f"cannot read image {file}")
+        images.append(image)
+    return images
+
+
+def load_image_split(train_root: Path, val_root: Path) -> Dataset:
+    """Photos under TRAIN_ROOT/<label>/ and VAL_ROOT/<label>/, with the same class folders in both."""
+    train_dirs, train_files = read_class_folders(train_root, "image folder")
+    val_dirs, val_files = read_class_folders(val_root, "validation folder")
+    if [d.name for d in train_dirs] != [d.name for d in val_dirs]:
+        raise InputError(
+            f"{train_root} and {val_root} have different class folders: "
+            f"{[d.name for d in train_dirs]} and {[d.name for d in val_dirs]}"
+        )
+
+    def flat(files: list[list[Path]]) -> tuple[list[npt.NDArray[np.uint8]], npt.NDArray[np.int64]]:
+        images = read_images([f for group in files for f in group])
+        labels = np.concatenate([np.full(len(group), i, dtype=np.int64) for i, group in enumerate(files)])
+        return images, labels
+
+    train_bgr, train_labels = flat(train_files)
+    test_bgr, test_labels = flat(val_files)
+    return Dataset(
+        train_bgr=train_bgr,
+        train_labels=train_labels,
+        test_bgr=test_bgr,
+        test_labels=test_labels,
+        labels=tuple(d.name for d in train_dirs),
+        description=f"image folders {train_root} ({len(train_bgr)} train) and {val_root} ({len(test_bgr)} validation)",
+    )
+
+
+def rename_labels(data: Dataset, names: str) -> Dataset:
+    """DATA with the comma-separated NAMES as its labels, one per class folder in sorted order."""
+    labels = tuple(name.strip() for name in names.split(","))
+    if len(labels) != len(data.labels) or not all(labels):
+        raise InputError(
+            f"--label-names gives {len(labels)} names for {len(data.labels)} classes ({', '.join(data.labels)})"
+        )
+    if len(set(labels)) != len(labels):
+        raise InputError(f"--label-names repeats a name: {names!r}")
+    return replace(data, labels=labels)
 
 
 def subsample(

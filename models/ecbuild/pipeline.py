@@ -17,7 +17,7 @@ import numpy.typing as npt
 from edge_classifier.errors import InputError
 from edge_classifier.preprocess import Preprocessing
 
-from .data import Dataset, load_fashion_mnist, load_image_folder, subsample, to_pixels
+from .data import Dataset, load_fashion_mnist, load_image_folder, load_image_split, rename_labels, subsample, to_pixels
 from .options import FULL_INT8_MODES, distilling
 
 logger = logging.getLogger(__name__)
@@ -44,12 +44,18 @@ class Prepared:
 def prepare(args: argparse.Namespace, spec: Preprocessing, size: tuple[int, int]) -> Prepared:
     """Stages 1 and 2: load, subsample with the seed, and run every image through the daemon's preprocessing."""
     stage(1, "loading data")
-    if args.image_dir:
+    if args.image_dir and args.val_dir:
+        data = load_image_split(args.image_dir, args.val_dir)
+    elif args.image_dir:
         data = load_image_folder(args.image_dir, args.val_fraction, args.seed)
     else:
         data = load_fashion_mnist(args.data_dir)
+    if args.label_names:
+        data = rename_labels(data, args.label_names)
     train_frames, train_labels = subsample(data.train_bgr, data.train_labels, args.train_limit, args.seed)
     test_frames, test_labels = subsample(data.test_bgr, data.test_labels, args.test_limit, args.seed + 1)
+    if args.negatives:
+        train_frames, train_labels = with_negatives(train_frames, train_labels, args.negatives, args.seed)
     print(
         f"      {data.description}: {len(train_labels)} train, {len(test_labels)} test images, "
         f"{len(data.labels)} classes"
@@ -59,10 +65,37 @@ def prepare(args: argparse.Namespace, spec: Preprocessing, size: tuple[int, int]
         f"preparing images like camera frames ({spec.crop} crop, {spec.interpolation} resize "
         f"to {size[0]}x{size[1]}, RGB)",
     )
+    # Camera augmentation crops its views out of a slightly larger square (camera_augment.py).
+    train_size = size
+    if args.augmentation == "camera" and not args.no_augment:
+        from .camera_augment import source_size
+
+        train_size = (source_size(size[0]), source_size(size[1]))
     return Prepared(
         data, train_frames, train_labels, test_frames, test_labels,
-        to_pixels(train_frames, spec, size), to_pixels(test_frames, spec, size),
+        to_pixels(train_frames, spec, train_size), to_pixels(test_frames, spec, size),
     )  # fmt: skip
+
+
+def with_negatives(frames: Any, labels: npt.NDArray[np.int64], count: int, seed: int) -> tuple[Any, Any]:
+    """The training frames with COUNT synthetic no-garment scenes (label NEGATIVE_LABEL) appended."""
+    from .negatives import NEGATIVE_LABEL, negative_scenes
+
+    scenes = negative_scenes(count, seed, tuple(frames[0].shape[:2]))
+    print(f"      + {count} synthetic scenes with no garment, trained towards the uniform distribution")
+    labels = np.concatenate([labels, np.full(count, NEGATIVE_LABEL, dtype=np.int64)])
+    if isinstance(frames, np.ndarray):
+        return np.concatenate([frames, np.stack(scenes)]), labels
+    return [*frames, *scenes], labels
+
+
+def calibration_pixels(prepared: Prepared, count: int, size: tuple[int, int], spec: Preprocessing) -> Any:
+    """COUNT training images spread over the set, at the model's input size, for int8 calibration."""
+    step = max(1, len(prepared.train_pixels) // count)
+    if prepared.train_pixels.shape[1:3] == size:
+        return prepared.train_pixels[::step][:count]
+    frames = prepared.train_frames[::step][:count]
+    return to_pixels(frames, spec, size)
 
 
 def check_arguments(args: argparse.Namespace) -> dict[str, Any]:
@@ -83,6 +116,9 @@ def check_arguments(args: argparse.Namespace) -> dict[str, Any]:
         random_erasing=args.random_erasing,
         bn_momentum=args.bn_momentum,
         architecture=args.architecture,
+        augmentation=args.augmentation,
+        head_epochs=args.head_epochs,
+        negatives=args.negatives,
     )
     train.check_options(options)
     chosen: dict[str, Any] = {"train": options, "prune": None, "qat": None, "distill": None}
@@ -163,6 +199,31 @@ def optimize_stage(
     return model, to_convert, fits
 
 
+def check_transplant(args: argparse.Namespace, prepared: Prepared, spec: Preprocessing) -> dict[str, Any] | None:
+    """With --weights FILE.tflite: the Keras rebuild must agree with the file on the first training images."""
+    from . import train, transplant
+
+    if not train.is_tflite_weights(args.weights) or args.transplant_check_images == 0:
+        return None
+    # Photos spread over every class (not the first class's only), negatives left out.
+    photos = np.flatnonzero(prepared.train_labels >= 0)
+    picked = photos[np.linspace(0, len(photos) - 1, min(args.transplant_check_images, len(photos))).astype(int)]
+    frames = [prepared.train_frames[i] for i in picked]
+    return transplant.verified(Path(args.weights), frames, spec).as_dict()
+
+
+def calibrate_rejection(
+    tflite_path: Path, labels: tuple[str, ...], spec: Preprocessing, prepared: Prepared
+) -> dict[str, Any]:
+    """The manifest's open-set threshold, from the test images and synthetic empty scenes (openset.py)."""
+    from edge_classifier.classifier import Classifier
+
+    from .openset import calibrate
+
+    with Classifier(tflite_path, labels, spec) as classifier:
+        return calibrate(classifier, prepared.test_frames, prepared.test_labels)
+
+
 def conversion_text(quantization: str, calibration: int) -> str:
     return {
         "int8": f"converting to full int8 ({calibration} calibration images)",
@@ -197,6 +258,7 @@ def build(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
     cached = args.keras_cache is not None and args.keras_cache.is_file()
     verb = f"loading the trained {name} from {args.keras_cache}:" if cached else f"training {name}"
     stage(3, f"{verb} alpha={options.alpha} at {options.resolution}px for {options.epochs} epochs")
+    transplant_check = check_transplant(args, prepared, spec)
     trained, teacher = train_stage(args, chosen, prepared, spec, verbose)
     test_ds = train.make_dataset(prepared.test_pixels, prepared.test_labels, spec, 256, training=False, seed=0)
     labels = prepared.data.labels
@@ -206,8 +268,7 @@ def build(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
 
     full_int8 = args.quantization in FULL_INT8_MODES
     stage(4, conversion_text(args.quantization, args.calibration_images))
-    step = max(1, len(prepared.train_pixels) // args.calibration_images)
-    calibration = prepared.train_pixels[::step][: args.calibration_images]
+    calibration = calibration_pixels(prepared, args.calibration_images, (args.resolution, args.resolution), spec)
     tflite_bytes = convert.convert(to_convert, args.quantization, calibration, spec)
     with tempfile.TemporaryDirectory() as scratch:
         # Checked before it is written: a failed build must not replace a good model in --output-dir.
@@ -236,6 +297,10 @@ def build(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
     if to_convert is not float_model:
         evals["keras_qat"] = evaluate.evaluate_keras(to_convert, test_ds, prepared.test_labels, labels)
     evals["tflite"], _ = evaluate.evaluate_tflite(tflite_path, prepared.test_pixels, prepared.test_labels, labels, spec)
+    if args.eval_dir is not None:
+        from .photo_eval import evaluate_model
+
+        evals["photos"] = evaluate_model(tflite_path, labels, spec, args.eval_dir)
     if teacher is not None:
         evals["teacher"] = record.evaluate_teacher(
             teacher.model, prepared.test_frames, prepared.test_labels, labels, spec
@@ -258,6 +323,9 @@ def build(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
     sections = record.manifest_sections(
         args, chosen, prepared.data.description, len(prepared.train_labels), trained, fits, evals, kind
     )
+    if transplant_check is not None:
+        sections["training"]["transplant_check"] = transplant_check
+    sections["rejection"] = calibrate_rejection(tflite_path, labels, spec, prepared)
     manifest_path = record.write_manifest(args, tflite_path, labels, spec, sections, build_info, selftest, command)
     if args.record:
         from . import measure
@@ -266,7 +334,13 @@ def build(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
         document = record.build_record(
             args, chosen, len(prepared.train_labels), trained, teacher, fits, evals, measured, fold, ops, command
         )
-        record.write_json(args.record, {**document, "tflite": str(tflite_path), "manifest": str(manifest_path)})
+        extras = {key: sections[key] for key in ("rejection",) if key in sections}
+        if transplant_check is not None:
+            extras["transplant_check"] = transplant_check
+        if "photos" in evals:
+            extras["photos"] = evals["photos"]
+        paths = {"tflite": str(tflite_path), "manifest": str(manifest_path)}
+        record.write_json(args.record, {**document, **extras, **paths})
     return {
         "manifest": manifest_path,
         "kind": kind,

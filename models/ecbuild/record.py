@@ -73,6 +73,7 @@ def manifest_sections(
             "float": evals["float"],
             kind: evals["tflite"],
             "test_set": test_set,
+            **({"photos": evals["photos"]} if "photos" in evals else {}),
         },
         "training": {
             **vars(options),

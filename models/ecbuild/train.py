@@ -17,6 +17,7 @@ from edge_classifier.errors import InputError
 from edge_classifier.preprocess import Preprocessing
 
 from . import architectures
+from .negatives import targets
 from .options import DISPLAY_NAMES
 
 logger = logging.getLogger(__name__)
@@ -44,6 +45,20 @@ class TrainOptions:
     random_erasing: float = 0.0  # probability of erasing one rectangle per training image
     bn_momentum: float | None = None  # None: Keras' 0.999, too slow for runs of a few dozen steps
     architecture: str = "mobilenetv2"
+    augmentation: str = "shift"  # "shift" (flips and shifts) or "camera" (camera_augment, for real photos)
+    head_epochs: int = 0  # epochs of a linear probe on the frozen backbone's pooled features before fine-tuning
+    negatives: int = 0  # synthetic no-garment scenes added to the training set (negatives.py)
+
+
+AUGMENTATIONS = ("shift", "camera")
+
+
+def is_tflite_weights(weights: str) -> bool:
+    return weights.lower().endswith(".tflite")
+
+
+def pretrained(options: TrainOptions) -> bool:
+    return options.weights != "none"
 
 
 def check_options(options: TrainOptions) -> None:
@@ -58,6 +73,19 @@ def check_options(options: TrainOptions) -> None:
     if options.random_erasing > 0 and not options.augment:
         raise InputError(
             f"--random-erasing {options.random_erasing} is an augmentation; it cannot go with --no-augment"
+        )
+    if options.augmentation not in AUGMENTATIONS:
+        raise InputError(f"--augmentation {options.augmentation!r} is not one of {', '.join(AUGMENTATIONS)}")
+    if options.negatives < 0:
+        raise InputError(f"--negatives {options.negatives} must be 0 or more")
+    if options.head_epochs < 0:
+        raise InputError(f"--head-epochs {options.head_epochs} must be 0 (no linear probe) or more")
+    if options.head_epochs and not pretrained(options):
+        raise InputError("--head-epochs trains a head on pretrained features; it needs --weights")
+    if is_tflite_weights(options.weights) and (options.architecture, options.alpha) != ("mobilenetv2", 1.0):
+        raise InputError(
+            f"--weights {options.weights}: a TFLite file's weights fit MobileNetV2 alpha 1.0 only, "
+            f"not {name} alpha {options.alpha}"
         )
     if options.bn_momentum is not None and not 0 < options.bn_momentum < 1:
         raise InputError(f"--bn-momentum {options.bn_momentum} must be between 0 and 1")
@@ -87,7 +115,12 @@ def build_model(options: TrainOptions, num_classes: int, channels: int) -> keras
         imagenet=options.weights == "imagenet",
         bn_momentum=options.bn_momentum,
     )
-    if options.weights not in ("none", "imagenet"):
+    if is_tflite_weights(options.weights):
+        from . import transplant
+
+        loaded = transplant.load_into(model, transplant.read_conv_weights(Path(options.weights)), options.weights)
+        logger.info("loaded %d layers from %s", loaded, options.weights)
+    elif options.weights not in ("none", "imagenet"):
         try:
             model.load_weights(options.weights)
         except (ValueError, OSError) as exc:
@@ -147,8 +180,13 @@ def make_dataset(
     training: bool,
     seed: int,
     random_erasing: float = 0.0,
+    augmentation: str = "shift",
+    resolution: int | None = None,
 ) -> tf.data.Dataset:
-    """Batches of normalized images; training adds random flips, small shifts and, if asked, random erasing."""
+    """Batches of normalized images; training adds random flips and small shifts (or, with camera
+    augmentation, crops RESOLUTION-sized camera-like views) and, if asked, random erasing."""
+    if training and augmentation == "camera":
+        return camera_dataset(pixels, labels, spec, batch_size, seed, random_erasing, resolution or pixels.shape[1])
     height, width = pixels.shape[1:3]
     pad = max(2, height // 8)
     ds = tf.data.Dataset.from_tensor_slices((pixels, labels))
@@ -166,6 +204,30 @@ def make_dataset(
 
         ds = ds.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.map(lambda x, y: (normalize_tf(x, spec), y), num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def camera_dataset(
+    pixels: npt.NDArray[np.uint8],
+    labels: npt.NDArray[Any],
+    spec: Preprocessing,
+    batch_size: int,
+    seed: int,
+    random_erasing: float,
+    resolution: int,
+) -> tf.data.Dataset:
+    """Shuffled training batches of camera-like views (camera_augment) of the stored squares."""
+    from . import camera_augment
+
+    def augment(image: tf.Tensor, label: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        image = camera_augment.augment(image, resolution)
+        if random_erasing > 0:
+            image = random_erase(image, random_erasing)
+        return normalize_tf(image, spec), label
+
+    ds = tf.data.Dataset.from_tensor_slices((pixels, labels))
+    ds = ds.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
@@ -196,8 +258,11 @@ def one_hot_dataset(
     options: TrainOptions,
 ) -> tuple[tf.data.Dataset, int]:
     """The training batches with one-hot labels, and the number of steps per epoch."""
-    one_hot = np.eye(num_classes, dtype=np.float32)[labels]
-    ds = make_dataset(pixels, one_hot, spec, options.batch_size, options.augment, options.seed, options.random_erasing)
+    one_hot = targets(labels, num_classes)
+    ds = make_dataset(
+        pixels, one_hot, spec, options.batch_size, options.augment, options.seed, options.random_erasing,
+        options.augmentation, options.resolution,
+    )  # fmt: skip
     return ds, int(np.ceil(len(labels) / options.batch_size))
 
 
@@ -209,7 +274,15 @@ def train(
     options: TrainOptions,
     verbose: int = 1,
 ) -> dict[str, Any]:
-    """Fit with Adam on a cosine schedule and label smoothing; returns history and wall time."""
+    """Fit with Adam on a cosine schedule and label smoothing; returns history and wall time.
+
+    A pretrained network first gets a linear probe (with --head-epochs) and keeps its batch norms
+    in inference mode (finetune.py).
+    """
+    if pretrained(options):
+        from . import finetune
+
+        return finetune.fine_tune(model, train_pixels, train_labels, spec, options, verbose)
     ds, steps = one_hot_dataset(train_pixels, train_labels, int(model.output_shape[-1]), spec, options)
     loss = keras.losses.CategoricalCrossentropy(label_smoothing=options.label_smoothing)
     return fit(model, ds, steps, options.epochs, options.learning_rate, loss, ["accuracy"], verbose)

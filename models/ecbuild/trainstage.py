@@ -53,9 +53,10 @@ def sidecar(path: Path) -> Path:
 def describe(options: train.TrainOptions, extra: dict[str, Any]) -> dict[str, Any]:
     """The facts a cached model must match to be reused."""
     described = asdict(options)
-    if not options.random_erasing:
-        # Caches written before the option existed must still match when it is off.
-        del described["random_erasing"]
+    # Caches written before these options existed must still match when they are off.
+    for option, off in (("random_erasing", 0.0), ("augmentation", "shift"), ("head_epochs", 0), ("negatives", 0)):
+        if described[option] == off:
+            del described[option]
     return {"options": described, **extra}
 
 

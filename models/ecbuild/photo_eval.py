@@ -1,0 +1,72 @@
+"""Accuracy on a folder of labelled photos through the daemon's own classifier, as `edge-classifier classify` runs it.
+
+The folder holds one sub-folder per class; sorted, they map to the model's labels in order (as
+`--image-dir` with `--label-names` does). Its fingerprint (sha256 over every file's name and bytes)
+ties a recorded figure to the exact photos it was measured on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge_classifier.classifier import Classifier, read_image_bgr
+from edge_classifier.errors import InputError
+from edge_classifier.preprocess import Preprocessing
+
+from .data import IMAGE_SUFFIXES
+from .evaluate import summarize
+
+logger = logging.getLogger(__name__)
+
+
+def labelled_photos(root: Path, classes: int) -> list[tuple[Path, int]]:
+    """(photo, class index) for every image under ROOT/<class folder>/, class folders sorted."""
+    if not root.is_dir():
+        raise InputError(f"--eval-dir {root} does not exist")
+    folders = sorted(p for p in root.iterdir() if p.is_dir())
+    if len(folders) != classes:
+        raise InputError(f"--eval-dir {root} has {len(folders)} class folders, the model {classes} classes")
+    return [
+        (photo, index)
+        for index, folder in enumerate(folders)
+        for photo in sorted(folder.iterdir())
+        if photo.suffix.lower() in IMAGE_SUFFIXES
+    ]
+
+
+def fingerprint(photos: list[tuple[Path, int]], root: Path) -> str:
+    digest = hashlib.sha256()
+    for photo, index in photos:
+        digest.update(f"{photo.relative_to(root).as_posix()}\0{index}\0".encode())
+        digest.update(photo.read_bytes())
+    return digest.hexdigest()
+
+
+def evaluate_folder(classifier: Classifier, root: Path, shown_as: str | None = None) -> dict[str, Any]:
+    """Accuracy, per-class accuracy and confusion of CLASSIFIER on ROOT's photos, with the set's fingerprint."""
+    photos = labelled_photos(root, len(classifier.labels))
+    truth = np.array([index for _, index in photos], dtype=np.int64)
+    predicted = np.array(
+        [int(np.argmax(classifier.classify(read_image_bgr(photo)).scores)) for photo, _ in photos], dtype=np.int64
+    )
+    summary = summarize(predicted, truth, classifier.labels)
+    return {
+        "dir": shown_as or str(root),
+        "images": len(photos),
+        "correct": int((truth == predicted).sum()),
+        "fingerprint": fingerprint(photos, root),
+        **summary,
+    }
+
+
+def evaluate_model(tflite_path: Path, labels: tuple[str, ...], spec: Preprocessing, root: Path) -> dict[str, Any]:
+    """--eval-dir through the daemon's classifier, one photo at a time."""
+    with Classifier(tflite_path, labels, spec) as classifier:
+        result = evaluate_folder(classifier, root)
+    print(f"      {root}: {result['accuracy']:.2f}% of {result['images']} photos, as the daemon classifies them")
+    return result
