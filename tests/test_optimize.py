@@ -301,6 +301,9 @@ def test_the_committed_report_is_what_its_committed_results_render(tmp_path):
     (tmp_path / "report").mkdir()
     results = tmp_path / "report" / "results.jsonl"
     results.write_bytes((MODELS / "report" / "results.jsonl").read_bytes())
+    real_photos = MODELS / "report" / "real-photos.jsonl"
+    if real_photos.is_file():
+        (tmp_path / "report" / "real-photos.jsonl").write_bytes(real_photos.read_bytes())
     rendered = render(results, tmp_path / "REPORT.md", tmp_path / "report", selection.Rule()).read_text()
     assert (MODELS / "REPORT.md").read_text() == rendered
 
@@ -337,3 +340,60 @@ def test_front_summary_says_where_the_top_came_from_and_what_slower_networks_rea
         "",
     ]
     assert expected == front_summary([short, long], [short, long, wide])
+
+
+def fake_real_record(alpha, resolution, accuracy, p50_ms, size, weights="pretrained.tflite", **extra):
+    """A real-photo build's record with the fields the report's real-photo section reads."""
+    record = fake_record("unused", accuracy, p50_ms, size, alpha=alpha, resolution=resolution, **extra)
+    del record["variant"], record["group"], record["plan"]
+    record["command"] = f"python models/build.py --weights {weights} --alpha {alpha} --resolution {resolution}"
+    return record
+
+
+def test_real_photo_default_is_the_fastest_row_within_half_a_point_of_the_best():
+    """Of the transplanted rows, the 160 px one is 0.3 points short of the best and twice as fast: it is the default."""
+    from ecbuild.report_real import RULE, rows
+
+    records = [
+        fake_real_record(1.0, 224, 93.3, 28.0, 2_900_000),
+        fake_real_record(1.0, 160, 93.0, 15.0, 2_900_000),
+        fake_real_record(1.0, 128, 91.2, 10.0, 2_900_000),
+        fake_real_record(0.35, 128, 87.0, 2.0, 700_000, weights="none"),
+    ]
+    table = rows(records)
+    assert (["a100-r224", "a100-r160", "a100-r128", "a035-r128-scratch"], "a100-r160") == (
+        [r["variant"] for r in table],
+        selection.choose(table, RULE)["variant"],
+    )
+
+
+def test_real_photo_confused_pairs_are_ordered_by_count_with_the_share_of_the_true_class():
+    """Off-diagonal counts, largest first (ties: larger share, then matrix order), with the true class's share."""
+    from ecbuild.report_real import confused_pairs
+
+    record = fake_real_record(
+        1.0,
+        224,
+        80.0,
+        1.0,
+        1,
+        per_class_accuracy={"Shirt": 60.0, "T-shirt": 90.0, "Hat": 100.0},
+        confusion_matrix=[[6, 3, 1], [1, 9, 0], [0, 0, 5]],
+    )
+    expected = [("Shirt", "T-shirt", 3, 0.3), ("Shirt", "Hat", 1, 0.1), ("T-shirt", "Shirt", 1, 0.1)]
+    assert expected == confused_pairs(record)
+
+
+def test_real_photo_student_names_the_row_whose_cache_is_its_teacher():
+    """The student's weights say which row taught it and with what label weight and temperature."""
+    from ecbuild.report_real import rows, weights_text
+
+    teacher = fake_real_record(1.0, 224, 93.0, 28.0, 2_900_000)
+    teacher["command"] += " --keras-cache work/real-224.keras"
+    student = fake_real_record(0.35, 128, 87.0, 2.0, 700_000, weights="none")
+    student["command"] += " --teacher work/real-224.keras --distill-alpha 0.3 --distill-temperature 3"
+    table = rows([teacher, student])
+    assert ("a035-r128-kd", "from scratch, distilled from the a100-r224 network (label weight alpha 0.3, T 3)") == (
+        table[1]["variant"],
+        weights_text(table[1], table),
+    )

@@ -13,6 +13,8 @@ from typing import Any
 from . import report_sections as sections
 from .report_architecture import mobilenetv3_section, width_resolution_section
 from .report_levers import levers_section
+from .report_real import RESULTS_NAME as REAL_PHOTOS
+from .report_real import real_photos_section
 from .selection import Rule, choose, goal_status, latency_p50, pareto_front
 from .sweep import DEFAULT_RESULTS, MODELS_DIR, full_plan, mini_plan, read_results
 
@@ -232,6 +234,9 @@ def render(results: Path, output: Path, plots_dir: Path, rule: Rule) -> Path:
         lines += ["## Failed variants", ""]
         lines += [f"- {f['variant']}: {f['error']}" for f in failed]
         lines.append("")
+    real_photos = results.parent / REAL_PHOTOS  # the real-photo builds' records, collected beside the sweep's
+    if real_photos.is_file():
+        lines += real_photos_section(read_results(real_photos))
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
     return output

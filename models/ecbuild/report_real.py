@@ -1,0 +1,309 @@
+"""The report's real-photo section: MobileNetV2 transferred from ImageNet to garment photos, from records alone."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+from typing import Any
+
+from .report_sections import kb, lat, p50
+from .report_sections import teacher_text as sweep_teacher_text
+from .selection import Rule, choose
+
+RESULTS_NAME = "real-photos.jsonl"  # beside the sweep's results file; one --record JSON per line
+RULE = Rule(max_size=4_000_000)  # the study's rule with room for MobileNetV2 1.0 (about 2.7 MB in int8)
+GOAL_ACCURACY = 92.0  # validation top-1 of the int8 model
+FROZEN_FLOOR = 88.3  # a linear probe on frozen ImageNet features reached this: fine-tuning has to beat it
+GOAL_MAX_DROP = 0.5  # points lost by int8 against the float model
+REFERENCE = "a100-r224"  # the pretrained file's own network: the latency bar
+CURVE_THRESHOLDS = (0.0, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+TOP_PAIRS = 5
+SOURCE = "Coral's `tf2_mobilenet_v2_1.0_224_ptq.tflite` (ImageNet, Apache-2.0)"
+
+
+def options(record: dict[str, Any]) -> dict[str, str | None]:
+    """The build command's options (a flag maps to None); an option given twice keeps its last value, as in argparse."""
+    words = shlex.split(str(record.get("command", "")))
+    values: dict[str, str | None] = {}
+    for i, word in enumerate(words):
+        if word.startswith("--"):
+            value = words[i + 1] if i + 1 < len(words) else None
+            values[word] = None if value is None or value.startswith("--") else value
+    return values
+
+
+def transplanted(record: dict[str, Any]) -> bool:
+    return str(options(record).get("--weights") or "").endswith(".tflite")
+
+
+def distilled(record: dict[str, Any]) -> bool:
+    opts = options(record)
+    return "distill" in record or "--teacher" in opts or "--teacher-alpha" in opts
+
+
+def variant_name(record: dict[str, Any]) -> str:
+    """`a100-r224`, `a100-r224-oe`, `a035-r128-kd`: width ×100, input size, outlier exposure, and how it learned
+    when not from transplanted weights."""
+    name = f"a{round(record['alpha'] * 100):03d}-r{record['resolution']}"
+    if options(record).get("--negatives") not in (None, "0"):
+        name += "-oe"  # outlier exposure: trained with synthetic no-garment scenes
+    if distilled(record):
+        return f"{name}-kd"
+    return name if options(record).get("--weights", "none") != "none" else f"{name}-scratch"
+
+
+def rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per variant, the last record kept (a rebuild replaces its earlier line), widest and largest first."""
+    named = {variant_name(r): {**r, "variant": variant_name(r)} for r in records if "error" not in r}
+    return sorted(named.values(), key=lambda r: (distilled(r), -r["alpha"], -r["resolution"], r["variant"]))
+
+
+def teacher_text(record: dict[str, Any], table: list[dict[str, Any]]) -> str:
+    """The teacher: the row whose --keras-cache is the student's --teacher file, else that file's name."""
+    opts = options(record)
+    distill = record.get("distill") or {}
+    alpha = distill.get("alpha", opts.get("--distill-alpha") or 0.5)
+    temperature = distill.get("temperature", opts.get("--distill-temperature") or 4.0)
+    teacher_file = opts.get("--teacher") or ""
+    owner = next((r for r in table if teacher_file and Path(options(r).get("--keras-cache") or "").stem
+                  == Path(teacher_file).stem), None)  # fmt: skip
+    if owner is not None:
+        teacher = f"the {owner['variant']} network"
+    elif isinstance(distill.get("teacher"), dict):  # trained within this build: the record says which network
+        teacher = sweep_teacher_text(distill)
+    else:
+        teacher = f"`{Path(teacher_file).name or 'a teacher'}`"
+    return f"distilled from {teacher} (label weight alpha {float(alpha):g}, T {float(temperature):g})"
+
+
+def weights_text(record: dict[str, Any], table: list[dict[str, Any]]) -> str:
+    weights = options(record).get("--weights") or "none"
+    source = {"none": "from scratch", "imagenet": "Keras ImageNet"}.get(weights, Path(weights).name)
+    if transplanted(record):
+        source = "transplanted ImageNet"
+    return f"{source}, {teacher_text(record, table)}" if distilled(record) else source
+
+
+def epochs_text(record: dict[str, Any]) -> str:
+    head = int(options(record).get("--head-epochs") or 0)
+    return f"{record['epochs']} + {head} head" if head else str(record["epochs"])
+
+
+def joined_counts(records: list[dict[str, Any]], key: str) -> str:
+    return " / ".join(f"{n:,}" for n in sorted({int(r[key]) for r in records}))
+
+
+def intro(table: list[dict[str, Any]]) -> list[str]:
+    return [
+        "The default model is now trained on real garment photos: clothing-dataset-small (CC0), 10 classes, "
+        f"{joined_counts(table, 'train_images')} training and {joined_counts(table, 'test_images')} validation "
+        f"photos. Its backbone starts from {SOURCE}: its weights are transplanted into Keras layer by layer "
+        "(the int8 convolution and depthwise kernels dequantized; the bias the converter folded each batch norm "
+        "into becomes that batch norm's beta). A linear probe is trained on the pooled features first, then the "
+        "whole network is fine-tuned with its batch norms frozen under camera-like augmentation (random resized "
+        "crop, flip, rotation, colour jitter, blur), and the result is converted by full-int8 post-training "
+        "quantization. Accuracy is the int8 .tflite's on the validation photos through the daemon's own "
+        "preprocessing, one photo at a time. The recipes and the choice below were made on these validation "
+        "photos, so they are not an independent test: new photos will likely score somewhat lower.",
+        "",
+    ]
+
+
+def transplant_lines(table: list[dict[str, Any]]) -> list[str]:
+    """One sentence per distinct check (the rows normally share one: same file, same photos)."""
+    checks: dict[tuple[int, int, int, int], list[str]] = {}
+    for r in table:
+        c = r.get("transplant_check")
+        if c:
+            key = (c["agreed"], c["images"], c["resolution"], c["classes"])
+            checks.setdefault(key, []).append(r["variant"])
+    if not checks:
+        return ["No row records a transplant check.", ""]
+    lines = []
+    for (agreed, images, resolution, classes), names in checks.items():
+        lines.append(
+            f"Transplant check ({', '.join(names)}): the Keras float rebuild and the TFLite agree on ImageNet top-1 "
+            f"({classes:,} classes, {resolution} px) for {agreed} of {images} training photos "
+            f"({100.0 * agreed / images:.1f}%)."
+        )
+    return [*lines, ""]
+
+
+def table_lines(table: list[dict[str, Any]], chosen: dict[str, Any] | None) -> list[str]:
+    lines = [
+        "| # | Variant | Network | Weights | Epochs | int8 % | float % | Δ | Size kB | gzip kB "
+        "| 1 thread p50/p95 ms | 2 threads p50 ms | Training s |",
+        "|---:|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for number, r in enumerate(table, start=1):
+        name = f"**{r['variant']}**" if chosen is not None and r["variant"] == chosen["variant"] else r["variant"]
+        lines.append(
+            f"| {number} | {name} | MobileNetV2 α{r['alpha']:g}, {r['resolution']} px | {weights_text(r, table)} "
+            f"| {epochs_text(r)} | {r['accuracy']:.2f} | {r['float_accuracy']:.2f} | {r['accuracy_delta']:+.2f} "
+            f"| {kb(r['size_bytes'])} | {kb(r['size_gzip_bytes'])} | {lat(r)} | {p50(r, '2t'):.3f} "
+            f"| {r['train_seconds']:.0f} |"
+        )
+    first = table[0]
+    machine = first.get("machine", {})
+    return [
+        *lines,
+        "",
+        f"Δ: int8 minus float Keras accuracy. Latency: single-image invoke with XNNPACK, over "
+        f"{first['latency_ms']['1t']['runs']} runs after a warm-up, on {machine.get('cpu', 'this machine')} "
+        f"({machine.get('cpus', '?')} cores), the machine that trained them.",
+        "",
+    ]
+
+
+def targets(chosen: dict[str, Any], table: list[dict[str, Any]]) -> list[tuple[str, str, bool]]:
+    """(target, the chosen row's figure, met) for each target of the real-photo model."""
+    reference = next((r for r in table if r["variant"] == REFERENCE), None)
+    if reference is None:
+        speed = ("not measured: no a100-r224 row", False)
+    elif reference["variant"] == chosen["variant"]:
+        speed = (f"{p50(chosen):.3f} ms: it is that network", True)
+    else:
+        speed = (f"{p50(chosen):.3f} ms against {p50(reference):.3f} ms", p50(chosen) <= p50(reference))
+    return [
+        (f"top-1 ≥ {GOAL_ACCURACY:g}% (frozen-feature floor {FROZEN_FLOOR:g}%)", f"{chosen['accuracy']:.2f}%",
+         chosen["accuracy"] >= GOAL_ACCURACY),
+        (f"int8 drop ≤ {GOAL_MAX_DROP:g} points", f"{chosen['accuracy_delta']:+.2f}",
+         chosen["accuracy_delta"] >= -GOAL_MAX_DROP),
+        ("size ≤ 4 MB", f"{chosen['size_bytes']:,} bytes", chosen["size_bytes"] <= RULE.max_size),
+        ("1 thread p50 no worse than MobileNetV2 1.0 at 224 px (a100-r224)", *speed),
+    ]  # fmt: skip
+
+
+def choice_lines(table: list[dict[str, Any]], chosen: dict[str, Any] | None) -> list[str]:
+    from .report import rebuild_command  # report imports this module: import on use
+
+    lines = [
+        "### The real-photo default",
+        "",
+        f"Rule (the study's, with a 4 MB budget): among the full-int8 rows whose .tflite is at most "
+        f"{RULE.max_size:,} bytes, find the best validation accuracy; the default is the fastest of those within "
+        f"{RULE.max_gap:g} points of it (1 thread p50; p50s within {RULE.latency_tie:.0%} are a tie, won by the "
+        "higher accuracy, then the smaller file).",
+        "",
+    ]
+    if chosen is None:
+        return [*lines, f"No full-int8 row is at most {RULE.max_size:,} bytes: the rule picks nothing.", ""]
+    lines += [
+        f"It picks **{chosen['variant']}**: {chosen['accuracy']:.2f}% int8, {chosen['size_bytes']:,} bytes, "
+        f"{p50(chosen):.3f} ms p50 with 1 thread. Built by `{rebuild_command(chosen)}`.",
+        "",
+    ]
+    photos = chosen.get("photos")
+    if photos:
+        lines += [
+            f"Through `edge-classifier classify`'s path on the committed copies in `{photos['dir']}` "
+            f"({photos['images']} photos, square-cropped): {photos['accuracy']:.2f}%.",
+            "",
+        ]
+    lines += ["| Target | Figure | Met |", "|---|---|---|"]
+    lines += [f"| {goal} | {figure} | {'yes' if met else '**no**'} |" for goal, figure, met in targets(chosen, table)]
+    return [*lines, ""]
+
+
+def short_label(label: str) -> str:
+    """A column header narrow enough for ten columns: `Long sleeve` → `L-sleeve`."""
+    words = label.split()
+    return label if len(words) == 1 else "".join(w[0] for w in words[:-1]) + "-" + words[-1]
+
+
+def confused_pairs(record: dict[str, Any], top: int = TOP_PAIRS) -> list[tuple[str, str, int, float]]:
+    """(truth, predicted, photos, share of the truth class) for the largest off-diagonal counts, largest first."""
+    labels = list(record["per_class_accuracy"])  # ordered as the confusion matrix's rows
+    matrix = record["confusion_matrix"]
+    pairs = [
+        (labels[t], labels[p], count, count / sum(row))
+        for t, row in enumerate(matrix) for p, count in enumerate(row) if t != p and count
+    ]  # fmt: skip
+    return sorted(pairs, key=lambda pair: (-pair[2], -pair[3]))[:top]
+
+
+def confusion_lines(chosen: dict[str, Any]) -> list[str]:
+    labels = list(chosen["per_class_accuracy"])
+    lines = [
+        f"### Confusion matrix of {chosen['variant']}",
+        "",
+        "Validation photos; rows: true class, columns: predicted, right answers in bold; last column: the class's "
+        "accuracy.",
+        "",
+        "| Truth \\ predicted | " + " | ".join(short_label(label) for label in labels) + " | Accuracy % |",
+        "|---|" + "---:|" * (len(labels) + 1),
+    ]
+    for t, (label, row) in enumerate(zip(labels, chosen["confusion_matrix"], strict=True)):
+        cells = [f"**{n}**" if p == t else str(n) for p, n in enumerate(row)]
+        lines.append(f"| {label} | {' | '.join(cells)} | {chosen['per_class_accuracy'][label]:.1f} |")
+    lines += ["", "Most confused pairs:", ""]
+    lines += [
+        f"- {truth} → {predicted}: {count} photo{'s' * (count > 1)} ({share:.0%} of {truth})"
+        for truth, predicted, count, share in confused_pairs(chosen)
+    ] or ["- none: every validation photo is right"]
+    return [
+        *lines,
+        "",
+        "Long sleeve, Shirt and T-shirt differ by sleeve length, collar and buttons, which a centred square crop of "
+        "a worn or folded garment often hides; photos of shirts are often long-sleeved, and 'Long sleeve' in this "
+        "dataset means long-sleeved tops that are not shirts.",
+        "",
+    ]
+
+
+def open_set_lines(chosen: dict[str, Any]) -> list[str]:
+    rejection = chosen.get("rejection")
+    lines = ["### Open set", ""]
+    if not rejection:
+        return [*lines, f"{chosen['variant']} records no rejection threshold.", ""]
+    threshold = rejection["min_score"]
+    fallback = "" if rejection["met"] else " No threshold met both targets: this is the fallback."
+    lines += [
+        f"The daemon publishes a frame whose best score is below `min_score` as `unknown`. {chosen['variant']}'s "
+        f"build chose min_score **{threshold:g}** by its rule: {rejection['rule']}.{fallback}",
+        "",
+        "| min_score | Kept % of validation | Accuracy of the kept % |",
+        "|---:|---:|---:|",
+    ]
+    for point in rejection["curve"]:
+        if point["threshold"] in CURVE_THRESHOLDS or point["threshold"] == threshold:
+            mark = " (chosen)" if point["threshold"] == threshold else ""
+            lines.append(f"| {point['threshold']:g}{mark} | {point['coverage']:.1f} | {point['accuracy']:.1f} |")
+    scenes = rejection["empty_scenes"]
+    if scenes:
+        top = max(scenes, key=lambda s: s["score"])
+        below = sum(s["score"] < threshold for s in scenes)
+        lines += [
+            "",
+            f"Synthetic scenes with no garment (walls, an empty counter, noise, dark, overexposed): the highest "
+            f"best score is {top['score']:.2f} ({top['scene']}, as {top['label']}); {below} of {len(scenes)} are "
+            f"below {threshold:g} and become `unknown`.",
+        ]
+    return [*lines, ""]
+
+
+def training_lines(table: list[dict[str, Any]]) -> list[str]:
+    """Each row's training time is in the table; a teacher trained within a student's build is added here."""
+    teachers = sum(float(r.get("teacher_seconds") or 0) for r in table)
+    total = sum(float(r["train_seconds"]) for r in table) + teachers
+    extra = f", including {teachers:.0f} s of teachers trained within a student's build" if teachers else ""
+    return [
+        "### Training time",
+        "",
+        f"Training s in the table is each row's own (probe, fine-tuning or distillation; a teacher loaded from a "
+        f"file is charged to its own row): {total:,.0f} s ({total / 3600:.1f} h) for all {len(table)} rows{extra}.",
+        "",
+    ]
+
+
+def real_photos_section(records: list[dict[str, Any]]) -> list[str]:
+    """The `## Real photos` section (Markdown lines) from the real-photo builds' records."""
+    lines = ["## Real photos", ""]
+    table = rows(records)
+    if not table:
+        return [*lines, f"No real-photo build is recorded in {RESULTS_NAME} yet.", ""]
+    chosen = choose(table, RULE)
+    lines += [*intro(table), *transplant_lines(table), *table_lines(table, chosen), *choice_lines(table, chosen)]
+    if chosen is not None:
+        lines += [*confusion_lines(chosen), *open_set_lines(chosen)]
+    return [*lines, *training_lines(table)]
