@@ -27,7 +27,7 @@
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-MANIFEST=$REPO/models/fashion-mobilenetv2.json
+MANIFEST=$REPO/models/clothing-mobilenetv2.json
 VIDEO=$REPO/models/sample/garments.mp4
 CACHE=$REPO/deploy/.arm64
 FRAMES=12
@@ -44,7 +44,7 @@ say() { echo "==> $*"; }
 usage() {
     cat <<EOF
 Usage: arm64-check.sh [options]
-  --manifest FILE   model manifest (default: models/fashion-mobilenetv2.json)
+  --manifest FILE   model manifest (default: models/clothing-mobilenetv2.json)
   --video FILE      video whose frames are compared (default: models/sample/garments.mp4)
   --frames N        frames taken from the video (default: $FRAMES)
   --cores "A B"     qemu CPU models (default: "$CORES")

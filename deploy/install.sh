@@ -10,7 +10,7 @@ APT_PACKAGES=(python3 python3-venv ca-certificates)
 ROOT="" BUILD_DIR="" PY_VERSION="" DRY_RUN=0 MODE=install PURGE=0 START=1
 OS_RELEASE=/etc/os-release
 PYTHON=/usr/bin/python3
-MANIFEST="$REPO/models/fashion-mobilenetv2.json"
+MANIFEST="$REPO/models/clothing-mobilenetv2.json"
 CONFIG_EXAMPLE="$REPO/deploy/config.example.yaml"
 UNIT_SOURCE="$REPO/systemd/$NAME.service"
 
@@ -33,7 +33,7 @@ and the systemd unit $NAME.service (enabled and started).
   --purge              with --uninstall: also remove /etc/$NAME, /var/lib/$NAME and the user
   --no-start           enable the service but do not start or restart it
   --python PATH        interpreter for the venv (default: $PYTHON)
-  --model MANIFEST     model manifest to install (default: models/fashion-mobilenetv2.json)
+  --model MANIFEST     model manifest to install (default: models/clothing-mobilenetv2.json)
   --config-example F   configuration copied when /etc/$NAME/config.yaml is absent
                        (default: deploy/config.example.yaml)
   --os-release FILE    os-release file to check (default: /etc/os-release)

@@ -16,7 +16,7 @@ import numpy as np
 
 from .capture import Frame, OpenCVSource, SourceStats
 from .config import Config, SourceConfig
-from .daemon import default_model_dirs, open_classifier
+from .daemon import default_model_dirs, min_score, open_classifier
 from .errors import InputError
 from .interpreter import interpreter_class, io_specs, load_interpreter, run_raw
 from .loop import LoopSettings, run_loop
@@ -145,7 +145,8 @@ def end_to_end(config: Config, source_config: SourceConfig, frames: int) -> dict
         run_loop(
             LoopSettings("bench", model, config.result.top_k),
             source, classifier, publisher, reporter,
-            Voter(config.result.vote_window, config.result.min_score), metrics, Notifier({}), threading.Event(),
+            Voter(config.result.vote_window, min_score(config.result, classifier)), metrics, Notifier({}),
+            threading.Event(),
         )  # fmt: skip
         stats = source.stats()
     cpu_ms_per_frame = 1000 * (time.process_time() - cpu_start) / max(1, metrics.frames_total)

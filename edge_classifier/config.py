@@ -69,13 +69,17 @@ class ModelConfig:
     selftest: bool = True
 
 
+DEFAULT_MIN_SCORE = 0.5
+
+
 @dataclass(frozen=True)
 class ResultConfig:
     """How per-frame scores become a stable label."""
 
     top_k: int = field(default=3, metadata=_limits(1, 100))
     vote_window: int = field(default=5, metadata=_limits(1, 1000))
-    min_score: float = field(default=0.5, metadata=_limits(0.0, 1.0))
+    # None: the model manifest's calibrated rejection.min_score, else DEFAULT_MIN_SCORE.
+    min_score: float | None = field(default=None, metadata=_limits(0.0, 1.0))
     heartbeat_s: float = field(default=30.0, metadata=_limits(0.1, 86400))
 
 

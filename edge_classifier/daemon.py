@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .capture import OpenCVSource
 from .classifier import Classifier, run_selftest
-from .config import Config, ModelConfig, mqtt_password
+from .config import DEFAULT_MIN_SCORE, Config, ModelConfig, ResultConfig, mqtt_password
 from .errors import ModelError
 from .loop import LoopSettings, run_loop
 from .manifest import read_labels, sha256_file
@@ -25,7 +25,8 @@ from .voting import Voter
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MODEL = "fashion-mobilenetv2.json"
+# Real garment photos (clothing-dataset-small); `fashion-mobilenetv2` is the bundled Fashion-MNIST model.
+DEFAULT_MODEL = "clothing-mobilenetv2.json"
 
 
 def default_model_dirs() -> list[Path]:
@@ -43,6 +44,20 @@ def default_manifest() -> Path:
     raise ModelError(f"model.manifest not set and the default model {DEFAULT_MODEL} is in none of: {places}")
 
 
+def resolve_manifest(configured: Path | None) -> Path:
+    """The manifest to load: the default model, a path, or a bundled model's bare name (`fashion-mobilenetv2`)."""
+    if configured is None:
+        return default_manifest()
+    if configured.is_file() or configured.parent != Path("."):
+        return configured
+    name = configured.name if configured.suffix == ".json" else f"{configured.name}.json"
+    for folder in default_model_dirs():
+        if (folder / name).is_file():
+            return folder / name
+    places = ", ".join(str(d) for d in default_model_dirs())
+    raise ModelError(f"model.manifest {str(configured)!r} is neither a file nor a bundled model in: {places}")
+
+
 def open_classifier(config: ModelConfig) -> tuple[Classifier, ModelInfo]:
     """Load the configured model; with a manifest, check its sha256 and run its self-test."""
     if config.path is not None:
@@ -51,7 +66,7 @@ def open_classifier(config: ModelConfig) -> tuple[Classifier, ModelInfo]:
         spec = Preprocessing(pre.color_order, config.crop or "center", pre.interpolation, pre.mean, pre.std)
         classifier = Classifier(config.path, read_labels(config.labels), spec, pre.output_kind, config.num_threads)
         return classifier, ModelInfo(config.path.stem, "unversioned", sha256_file(config.path))
-    manifest_path = config.manifest or default_manifest()
+    manifest_path = resolve_manifest(config.manifest)
     classifier = Classifier.from_manifest(manifest_path, config.num_threads, crop=config.crop)
     manifest = classifier.manifest
     assert manifest is not None
@@ -59,6 +74,14 @@ def open_classifier(config: ModelConfig) -> tuple[Classifier, ModelInfo]:
         passed = run_selftest(classifier, manifest.selftest)
         logger.info("model %s %s: self-test passed on %d images", manifest.name, manifest.version, passed)
     return classifier, ModelInfo(manifest.name, manifest.version, manifest.sha256)
+
+
+def min_score(result: ResultConfig, classifier: Classifier) -> float:
+    """The configured min_score, else the one calibrated for the model (its manifest), else the default."""
+    if result.min_score is not None:
+        return result.min_score
+    calibrated = classifier.manifest.min_score if classifier.manifest is not None else None
+    return DEFAULT_MIN_SCORE if calibrated is None else calibrated
 
 
 def wait_for_broker(publisher: MqttPublisher, seconds: float, stop: threading.Event) -> bool:
@@ -97,9 +120,10 @@ def run_service(config: Config, stop: threading.Event) -> str:
             logger.warning("broker %s:%d not reachable yet; classifying anyway and retrying", mqtt.host, mqtt.port)
         source = stack.enter_context(OpenCVSource(config.source))
         stack.callback(notifier.stopping)
+        threshold = min_score(config.result, classifier)
         logger.info(
-            "device %s: %s -> %s %s -> mqtt %s:%d %s/# (start-up %.2fs)",
-            device_id, config.source.uri, model.name, model.version, mqtt.host, mqtt.port, topics.base,
+            "device %s: %s -> %s %s (unknown below %.2f) -> mqtt %s:%d %s/# (start-up %.2fs)",
+            device_id, config.source.uri, model.name, model.version, threshold, mqtt.host, mqtt.port, topics.base,
             time.monotonic() - started,
         )  # fmt: skip
         now = time.monotonic()
@@ -110,5 +134,5 @@ def run_service(config: Config, stop: threading.Event) -> str:
         return run_loop(
             LoopSettings(device_id, model, config.result.top_k),
             source, classifier, publisher, reporter,
-            Voter(config.result.vote_window, config.result.min_score), Metrics(), notifier, stop,
+            Voter(config.result.vote_window, threshold), Metrics(), notifier, stop,
         )  # fmt: skip

@@ -35,7 +35,7 @@ while (($#)); do
 done
 ROOTFS=$CACHE/rootfs
 [[ $(id -u) == 0 ]] || die "needs root (debootstrap, systemd-nspawn)"
-[[ -f $REPO/models/fashion-mobilenetv2.json && -f $REPO/models/sample/garments.mp4 ]] ||
+[[ -f $REPO/models/clothing-mobilenetv2.json && -f $REPO/models/sample/garments.mp4 ]] ||
     die "the default model and models/sample/garments.mp4 are needed"
 if ! command -v systemd-nspawn >/dev/null || ! command -v debootstrap >/dev/null; then
     say "host packages: debootstrap systemd-container"

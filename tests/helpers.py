@@ -20,7 +20,9 @@ import paho.mqtt.client as mqtt
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ROOT / "models"
-DEFAULT_MANIFEST = MODELS / "fashion-mobilenetv2.json"
+DEFAULT_MANIFEST = MODELS / "clothing-mobilenetv2.json"  # real garment photos
+FASHION_MANIFEST = MODELS / "fashion-mobilenetv2.json"  # the optimization study's Fashion-MNIST model
+BUNDLED_MANIFESTS = (DEFAULT_MANIFEST, FASHION_MANIFEST)
 SAMPLE_VIDEO = MODELS / "sample" / "garments.mp4"
 SCHEMAS = ROOT / "edge_classifier" / "schemas"
 

@@ -35,7 +35,7 @@ def lcs(a, b):
 
 
 def test_stable_labels_follow_the_sample_videos_ground_truth(broker, subscriber, daemons):
-    """Every frame at full speed: the stable labels match >= 90% of the segments and payloads validate."""
+    """Every frame at full speed: stable labels match >= 90% of the segments (empty ones as unknown), payloads validate."""
     proc = daemons(*daemon_args(broker.port, "e2e", "--set", "source.file_rate=max"))
     assert 0 == proc.wait(120), proc.log
     subscriber.wait_for(lambda m: m.topic == "edge-classifier/e2e/status" and m.payload == "offline")
@@ -46,8 +46,10 @@ def test_stable_labels_follow_the_sample_videos_ground_truth(broker, subscriber,
     for m in messages:
         if m.topic.endswith("/metrics"):
             jsonschema.validate(m.json(), METRICS_SCHEMA)
-    truth = collapse([segment["label"] for segment in TRUTH["segments"]])
-    observed = collapse([r["label"] for r in results if r["label"] != "unknown"])
+    # An empty scene between garments (label null) must settle on `unknown`: the model scores it low. The
+    # daemon also starts at `unknown`, before the first vote window is full.
+    truth = collapse(["unknown"] + [segment["label"] or "unknown" for segment in TRUTH["segments"]])
+    observed = collapse([r["label"] for r in results])
     statuses = [m.payload for m in messages if m.topic.endswith("/status")]
     labels = [m.payload for m in messages if m.topic.endswith("/label")]
     assert (True, True) == (lcs(observed, truth) >= 0.9 * len(truth), len(observed) <= len(truth) + 2), (

@@ -1,4 +1,5 @@
-"""The committed default model: manifest, checksum, full int8, self-test and its claimed accuracy."""
+"""The bundled models (the real-photo default and the Fashion-MNIST one): manifest, checksum, full int8, self-test,
+and the Fashion-MNIST model's claimed accuracy (the default's real-photo figures are in test_real_photos.py)."""
 
 import json
 from pathlib import Path
@@ -10,48 +11,69 @@ import pytest
 from edge_classifier.classifier import Classifier, run_selftest
 from edge_classifier.interpreter import load_interpreter, op_counts, tensor_dtypes
 from edge_classifier.manifest import load_manifest, sha256_file
-from helpers import DEFAULT_MANIFEST, SCHEMAS
+from helpers import BUNDLED_MANIFESTS, DEFAULT_MANIFEST, FASHION_MANIFEST, SCHEMAS
 
-DOCUMENT = json.loads(DEFAULT_MANIFEST.read_text())
+DOCUMENT = json.loads(FASHION_MANIFEST.read_text())
 FASHION = Path("/usr/share/datasets/fashion-mnist")
+bundled = pytest.mark.parametrize("manifest", BUNDLED_MANIFESTS, ids=lambda path: path.stem)
 
 
-def test_manifest_validates_against_its_schema():
-    """The committed manifest follows manifest.schema.json and has every field it describes, optional ones too."""
+@bundled
+def test_manifest_validates_against_its_schema(manifest):
+    """A bundled manifest follows manifest.schema.json and has every field it describes, optional ones too.
+
+    The Fashion-MNIST model predates open-set calibration: it has no `rejection` (the daemon then uses 0.5).
+    """
     schema = json.loads((SCHEMAS / "manifest.schema.json").read_text())
-    jsonschema.validate(DOCUMENT, schema)
-    assert set(schema["properties"]) == set(DOCUMENT)
+    document = json.loads(manifest.read_text())
+    jsonschema.validate(document, schema)
+    expected = set(schema["properties"]) - ({"rejection"} if manifest == FASHION_MANIFEST else set())
+    assert expected == set(document)
 
 
-def test_sha256_size_and_labels_match_the_files():
+@bundled
+def test_sha256_size_and_labels_match_the_files(manifest):
     """sha256 and size in the manifest are those of the .tflite; the labels file has the same labels."""
-    model = DEFAULT_MANIFEST.with_name(DOCUMENT["model_file"])
-    labels = DEFAULT_MANIFEST.with_name(DOCUMENT["labels_file"]).read_text().splitlines()
-    assert (DOCUMENT["sha256"], DOCUMENT["size_bytes"], DOCUMENT["labels"]) == (
+    document = json.loads(manifest.read_text())
+    model = manifest.with_name(document["model_file"])
+    labels = manifest.with_name(document["labels_file"]).read_text().splitlines()
+    assert (document["sha256"], document["size_bytes"], document["labels"]) == (
         sha256_file(model),
         model.stat().st_size,
         labels,
     )
 
 
-def test_model_is_full_int8_with_batch_norm_folded():
+@bundled
+def test_model_is_full_int8_with_batch_norm_folded(manifest):
     """Every tensor is integer, input and output are int8, and no (de)quantize or batch-norm op is left."""
-    interpreter = load_interpreter(DEFAULT_MANIFEST.with_name(DOCUMENT["model_file"]), xnnpack=False)
+    document = json.loads(manifest.read_text())
+    interpreter = load_interpreter(manifest.with_name(document["model_file"]), xnnpack=False)
     ops = op_counts(interpreter)
     io = [d["dtype"] for d in (*interpreter.get_input_details(), *interpreter.get_output_details())]
     assert (set(), [np.int8, np.int8]) == (tensor_dtypes(interpreter) - {"int8", "int32"}, io)
     assert [] == [op for op in ops if op in ("QUANTIZE", "DEQUANTIZE", "MUL") or "BATCH" in op]
-    assert ops == DOCUMENT["build"]["op_counts"]
+    assert ops == document["build"]["op_counts"]
 
 
-def test_selftest_images_get_their_labels_through_the_runtime():
+@bundled
+def test_selftest_images_get_their_labels_through_the_runtime(manifest):
     """The daemon's own start-up self-test passes on every stored image."""
-    classifier = Classifier.from_manifest(DEFAULT_MANIFEST)
-    assert len(DOCUMENT["selftest"]) == run_selftest(classifier, load_manifest(DEFAULT_MANIFEST).selftest)
+    document = json.loads(manifest.read_text())
+    classifier = Classifier.from_manifest(manifest)
+    assert len(document["selftest"]) == run_selftest(classifier, load_manifest(manifest).selftest)
+
+
+def test_the_default_is_the_real_photo_model_with_readable_labels():
+    """The daemon's default model knows the ten real garment classes by human-readable names."""
+    from edge_classifier.daemon import default_manifest
+
+    labels = ["Dress", "Hat", "Long sleeve", "Outwear", "Pants", "Shirt", "Shoes", "Shorts", "Skirt", "T-shirt"]
+    assert (DEFAULT_MANIFEST, labels) == (default_manifest(), list(load_manifest(DEFAULT_MANIFEST).labels))
 
 
 def test_acceptance_figures_in_the_manifest():
-    """Evaluated on all 10,000 test images, int8 at most 0.5 points below float, file at most 1 MB."""
+    """The Fashion-MNIST model: evaluated on all 10,000 test images, int8 at most 0.5 points below float, file at most 1 MB."""
     metrics = DOCUMENT["metrics"]
     actual = (metrics["int8"]["images"], metrics["float_accuracy"] - metrics["int8_accuracy"] <= 0.5,
               DOCUMENT["size_bytes"] <= 1_000_000)  # fmt: skip
@@ -59,7 +81,7 @@ def test_acceptance_figures_in_the_manifest():
 
 
 def test_int8_accuracy_reaches_the_target():
-    """int8 test accuracy is at least 94.0%, issue 2's target for the default model."""
+    """The Fashion-MNIST model's int8 test accuracy is at least 94.0%, issue 2's target for the default model."""
     assert True == (DOCUMENT["metrics"]["int8_accuracy"] >= 94.0)
 
 
@@ -70,9 +92,42 @@ def test_int8_accuracy_is_reproduced_on_the_whole_test_set():
     from ecbuild.data import load_fashion_mnist, to_pixels
     from ecbuild.evaluate import evaluate_tflite
 
-    manifest = load_manifest(DEFAULT_MANIFEST)
+    manifest = load_manifest(FASHION_MANIFEST)
     data = load_fashion_mnist(FASHION)
     size = tuple(DOCUMENT["input"]["shape"][1:3])
     pixels = to_pixels(data.test_bgr, manifest.preprocessing, size)
     summary, _ = evaluate_tflite(manifest.model_path, pixels, data.test_labels, data.labels, manifest.preprocessing)
     assert DOCUMENT["metrics"]["int8"]["confusion_matrix"] == summary["confusion_matrix"]
+
+
+@pytest.mark.parametrize("configured", ["fashion-mobilenetv2", "fashion-mobilenetv2.json"])
+def test_a_bundled_model_is_selected_by_its_bare_name(configured):
+    """`model.manifest: fashion-mobilenetv2` picks the bundled Fashion-MNIST model from the models folder."""
+    from edge_classifier.daemon import resolve_manifest
+
+    assert FASHION_MANIFEST == resolve_manifest(Path(configured))
+
+
+def test_an_unknown_bare_model_name_is_one_clear_error():
+    """A bare name that is neither a file nor a bundled model is a ModelError naming it and where it looked."""
+    from edge_classifier.daemon import resolve_manifest
+    from edge_classifier.errors import ModelError
+
+    with pytest.raises(ModelError) as caught:
+        resolve_manifest(Path("no-such-model"))
+    assert str(caught.value).startswith("model.manifest 'no-such-model' is neither a file nor a bundled model in: ")
+
+
+def test_the_fashion_model_keeps_the_old_threshold_and_the_default_its_calibrated_one():
+    """Without result.min_score the voter uses the manifest's calibrated threshold, else 0.5; the config wins."""
+    from edge_classifier.config import ResultConfig
+    from edge_classifier.daemon import min_score
+
+    default = Classifier.from_manifest(DEFAULT_MANIFEST)
+    fashion = Classifier.from_manifest(FASHION_MANIFEST)
+    calibrated = json.loads(DEFAULT_MANIFEST.read_text())["rejection"]["min_score"]
+    assert (calibrated, 0.5, 0.2) == (
+        min_score(ResultConfig(), default),
+        min_score(ResultConfig(), fashion),
+        min_score(ResultConfig(min_score=0.2), default),
+    )

@@ -15,10 +15,10 @@ from edge_classifier.publisher import MemoryPublisher
 from edge_classifier.reporting import ModelInfo, Reporter
 from edge_classifier.topics import Topics
 from edge_classifier.voting import Voter
-from helpers import DEFAULT_MANIFEST, SCHEMAS
+from helpers import FASHION_MANIFEST, SCHEMAS
 
-DOCUMENT = json.loads(DEFAULT_MANIFEST.read_text())
-IMAGES = {case["label"]: DEFAULT_MANIFEST.parent / case["image"] for case in DOCUMENT["selftest"]}
+DOCUMENT = json.loads(FASHION_MANIFEST.read_text())
+IMAGES = {case["label"]: FASHION_MANIFEST.parent / case["image"] for case in DOCUMENT["selftest"]}
 TOPICS = Topics("edge-classifier", "unit")
 
 
@@ -62,7 +62,7 @@ class ListSource:
 
 @pytest.fixture(scope="module")
 def classifier():
-    with Classifier.from_manifest(DEFAULT_MANIFEST) as c:
+    with Classifier.from_manifest(FASHION_MANIFEST) as c:
         yield c
 
 

@@ -67,7 +67,7 @@ def test_daemon_publishes_over_tls_when_the_broker_certificate_verifies(tls_brok
         offline = subscriber.wait_for(lambda m: m.topic == "edge-classifier/tls/status")
     finally:
         subscriber.close()
-    assert ("online", "fashion-mobilenetv2", 0, "offline") == (
+    assert ("online", "clothing-mobilenetv2", 0, "offline") == (
         online.payload, result.json()["model"]["name"], code, offline.payload)  # fmt: skip
 
 

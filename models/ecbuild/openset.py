@@ -4,8 +4,9 @@ A kiosk camera also sees an empty counter, a wall, hands and noise, and no class
 softmax over garments can say "none of these" by itself. The daemon's voter turns a frame whose
 best score is below `min_score` into an `unknown` vote. The build measures, on the validation
 photos, the selective accuracy curve (accuracy of the frames kept, against the share kept) and
-the best scores of synthetic scenes with no garment in them, and picks the lowest threshold whose
-kept photos reach TARGET_ACCURACY and that rejects at least TARGET_REJECTION of the empty scenes.
+the best scores of synthetic scenes with no garment in them, and picks the lowest threshold that
+keeps at least MIN_COVERAGE of the photos, whose kept photos reach TARGET_ACCURACY, and that rejects
+at least TARGET_REJECTION of the empty scenes.
 The manifest carries the choice; `result.min_score` in the config overrides it.
 """
 
@@ -25,6 +26,7 @@ logger = logging.getLogger(__name__)
 
 TARGET_ACCURACY = 97.0  # percent of kept validation photos labelled right
 TARGET_REJECTION = 0.95  # share of the no-garment scenes that must become `unknown`
+MIN_COVERAGE = 50.0  # percent of validation a threshold must keep: a model that is right on nothing is not calibrated
 THRESHOLDS = tuple(round(0.05 * i, 2) for i in range(1, 20))  # 0.05 .. 0.95
 FALLBACK = 0.5  # the daemon's historical default, used when no threshold meets both targets
 
@@ -79,7 +81,8 @@ def choose_threshold(curve: list[dict[str, float]], empty_scores: npt.NDArray[np
     """The lowest threshold meeting both targets, and whether one did (else FALLBACK)."""
     for point in curve:
         rejected = float((empty_scores < point["threshold"]).mean())
-        if point["threshold"] > 0 and point["accuracy"] >= TARGET_ACCURACY and rejected >= TARGET_REJECTION:
+        kept = point["threshold"] > 0 and point["coverage"] >= MIN_COVERAGE
+        if kept and point["accuracy"] >= TARGET_ACCURACY and rejected >= TARGET_REJECTION:
             return point["threshold"], True
     return FALLBACK, False
 
@@ -105,7 +108,8 @@ def calibrate(classifier: Classifier, frames_bgr: Any, truth: npt.NDArray[np.int
     return {
         "min_score": threshold,
         "rule": (
-            f"lowest threshold (step 0.05) whose kept validation images are at least {TARGET_ACCURACY}% right "
+            f"lowest threshold (step 0.05) that keeps at least {MIN_COVERAGE:g}% of the validation images, "
+            f"at least {TARGET_ACCURACY}% of them right, "
             f"and that rejects at least {TARGET_REJECTION:.0%} of {len(scenes)} synthetic empty scenes; "
             f"{FALLBACK} when none does"
         ),
