@@ -9,7 +9,8 @@ zooms or pans and the light ramps or steps; every frame gets mild sensor noise. 
 of the empty background (no garment) separate the garments. The same --seed gives the same video.
 
 With --model MANIFEST a photo is used only if that model, loaded as `edge-classifier classify`
-loads it, labels the middle frame of the photo's segment correctly; candidates are tried in the
+loads it, labels the first, middle and last frames of the photo's segment correctly with a score at
+or above the manifest's min_score (so the daemon does not call it unknown); candidates are tried in the
 seeded order until each class has its quota. The model's self-test images are chosen the same
 way: the video demonstrates the camera path (codec, 640x480, crop, resize, voting), it does not
 measure accuracy, which the build measures on whole test sets.
@@ -234,16 +235,21 @@ def accept_all(garment: Garment) -> bool:
 
 
 def screen(classifier: Classifier, photos: Path, frames_per_item: int, seed: int) -> Callable[[Garment], bool]:
-    """Whether the model labels the middle frame of a garment's segment with the garment's label."""
+    """Whether the model labels a garment's segment (first, middle, last frame) right, above its min_score."""
     missing = sorted(set(LABELS.values()) - set(classifier.labels))
     if missing:
         raise SystemExit(f"error: the model {classifier.model_path} has no label {', '.join(missing)}")
     wall = background(seed)
+    threshold = classifier.manifest.min_score if classifier.manifest and classifier.manifest.min_score else 0.5
+
+    def right(frame: Image, label: str) -> bool:
+        scores = classifier.classify(frame).scores
+        return classifier.labels[int(np.argmax(scores))] == label and float(np.max(scores)) >= threshold
 
     def accept(garment: Garment) -> bool:
         scene = place_photo(wall, read_photo(photos / garment.photo))
-        frame = garment_frame(garment, scene, frames_per_item // 2, frames_per_item, seed)
-        return classifier.labels[int(np.argmax(classifier.classify(frame).scores))] == garment.label
+        samples = (0, frames_per_item // 2, frames_per_item - 1)
+        return all(right(garment_frame(garment, scene, i, frames_per_item, seed), garment.label) for i in samples)
 
     return accept
 
