@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The demo: install the daemon in .venv, start a private mosquitto on a free local port, and run
-# the daemon on the bundled sample video (30 s) while a subscriber prints every message.
+# the daemon on the bundled sample video of real garments (59 s) while a subscriber prints every message.
 # Usage: bash deploy/demo.sh [extra `edge-classifier run` arguments]
 set -euo pipefail
 cd "$(dirname "$0")/.."
