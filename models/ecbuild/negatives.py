@@ -10,6 +10,8 @@ and counter colours, splits, gradients, textures and noise levels are drawn at r
 
 from __future__ import annotations
 
+from typing import Any
+
 import cv2
 import numpy as np
 import numpy.typing as npt
@@ -66,3 +68,13 @@ def targets(labels: npt.NDArray[np.int64], num_classes: int) -> npt.NDArray[np.f
     known = labels >= 0
     rows[known] = np.eye(num_classes, dtype=np.float32)[labels[known]]
     return rows
+
+
+def with_negatives(frames: Any, labels: npt.NDArray[np.int64], count: int, seed: int) -> tuple[Any, Any]:
+    """The training frames with COUNT scenes of the first frame's size (label NEGATIVE_LABEL) appended."""
+    scenes = negative_scenes(count, seed, tuple(frames[0].shape[:2]))
+    print(f"      + {count} synthetic scenes with no garment, trained towards the uniform distribution")
+    labels = np.concatenate([labels, np.full(count, NEGATIVE_LABEL, dtype=np.int64)])
+    if isinstance(frames, np.ndarray):
+        return np.concatenate([frames, np.stack(scenes)]), labels
+    return [*frames, *scenes], labels

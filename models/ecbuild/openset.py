@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import cv2
@@ -21,6 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from edge_classifier.classifier import Classifier
+from edge_classifier.preprocess import Preprocessing
 
 logger = logging.getLogger(__name__)
 
@@ -120,3 +122,11 @@ def calibrate(classifier: Classifier, frames_bgr: Any, truth: npt.NDArray[np.int
             for (name, _), index, score in zip(scenes, empty_classes, empty_scores, strict=True)
         ],
     }
+
+
+def calibrate_model(
+    tflite_path: Path, labels: tuple[str, ...], spec: Preprocessing, frames_bgr: Any, truth: npt.NDArray[np.int64]
+) -> dict[str, Any]:
+    """`calibrate` for a freshly built .tflite, loaded as the daemon loads it."""
+    with Classifier(tflite_path, labels, spec) as classifier:
+        return calibrate(classifier, frames_bgr, truth)

@@ -18,6 +18,8 @@ from edge_classifier.errors import InputError
 from edge_classifier.preprocess import Preprocessing
 
 from .data import Dataset, load_fashion_mnist, load_image_folder, load_image_split, rename_labels, subsample, to_pixels
+from .negatives import with_negatives
+from .openset import calibrate_model
 from .options import FULL_INT8_MODES, distilling
 
 logger = logging.getLogger(__name__)
@@ -75,18 +77,6 @@ def prepare(args: argparse.Namespace, spec: Preprocessing, size: tuple[int, int]
         data, train_frames, train_labels, test_frames, test_labels,
         to_pixels(train_frames, spec, train_size), to_pixels(test_frames, spec, size),
     )  # fmt: skip
-
-
-def with_negatives(frames: Any, labels: npt.NDArray[np.int64], count: int, seed: int) -> tuple[Any, Any]:
-    """The training frames with COUNT synthetic no-garment scenes (label NEGATIVE_LABEL) appended."""
-    from .negatives import NEGATIVE_LABEL, negative_scenes
-
-    scenes = negative_scenes(count, seed, tuple(frames[0].shape[:2]))
-    print(f"      + {count} synthetic scenes with no garment, trained towards the uniform distribution")
-    labels = np.concatenate([labels, np.full(count, NEGATIVE_LABEL, dtype=np.int64)])
-    if isinstance(frames, np.ndarray):
-        return np.concatenate([frames, np.stack(scenes)]), labels
-    return [*frames, *scenes], labels
 
 
 def calibration_pixels(prepared: Prepared, count: int, size: tuple[int, int], spec: Preprocessing) -> Any:
@@ -199,31 +189,6 @@ def optimize_stage(
     return model, to_convert, fits
 
 
-def check_transplant(args: argparse.Namespace, prepared: Prepared, spec: Preprocessing) -> dict[str, Any] | None:
-    """With --weights FILE.tflite: the Keras rebuild must agree with the file on the first training images."""
-    from . import train, transplant
-
-    if not train.is_tflite_weights(args.weights) or args.transplant_check_images == 0:
-        return None
-    # Photos spread over every class (not the first class's only), negatives left out.
-    photos = np.flatnonzero(prepared.train_labels >= 0)
-    picked = photos[np.linspace(0, len(photos) - 1, min(args.transplant_check_images, len(photos))).astype(int)]
-    frames = [prepared.train_frames[i] for i in picked]
-    return transplant.verified(Path(args.weights), frames, spec).as_dict()
-
-
-def calibrate_rejection(
-    tflite_path: Path, labels: tuple[str, ...], spec: Preprocessing, prepared: Prepared
-) -> dict[str, Any]:
-    """The manifest's open-set threshold, from the test images and synthetic empty scenes (openset.py)."""
-    from edge_classifier.classifier import Classifier
-
-    from .openset import calibrate
-
-    with Classifier(tflite_path, labels, spec) as classifier:
-        return calibrate(classifier, prepared.test_frames, prepared.test_labels)
-
-
 def conversion_text(quantization: str, calibration: int) -> str:
     return {
         "int8": f"converting to full int8 ({calibration} calibration images)",
@@ -258,7 +223,13 @@ def build(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
     cached = args.keras_cache is not None and args.keras_cache.is_file()
     verb = f"loading the trained {name} from {args.keras_cache}:" if cached else f"training {name}"
     stage(3, f"{verb} alpha={options.alpha} at {options.resolution}px for {options.epochs} epochs")
-    transplant_check = check_transplant(args, prepared, spec)
+    transplant_check = None
+    if train.is_tflite_weights(args.weights) and args.transplant_check_images:
+        from .transplant import check_on_photos
+
+        transplant_check = check_on_photos(
+            Path(args.weights), prepared.train_frames, prepared.train_labels, args.transplant_check_images, spec
+        )
     trained, teacher = train_stage(args, chosen, prepared, spec, verbose)
     test_ds = train.make_dataset(prepared.test_pixels, prepared.test_labels, spec, 256, training=False, seed=0)
     labels = prepared.data.labels
@@ -325,7 +296,7 @@ def build(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
     )
     if transplant_check is not None:
         sections["training"]["transplant_check"] = transplant_check
-    sections["rejection"] = calibrate_rejection(tflite_path, labels, spec, prepared)
+    sections["rejection"] = calibrate_model(tflite_path, labels, spec, prepared.test_frames, prepared.test_labels)
     manifest_path = record.write_manifest(args, tflite_path, labels, spec, sections, build_info, selftest, command)
     if args.record:
         from . import measure

@@ -237,3 +237,12 @@ def verified(path: Path, frames_bgr: list[Any] | Any, spec: Preprocessing) -> Ag
             "the weights did not transplant"
         )
     return agreement
+
+
+def check_on_photos(
+    path: Path, frames_bgr: Any, labels: npt.NDArray[np.int64], count: int, spec: Preprocessing
+) -> dict[str, Any]:
+    """`verified` on COUNT training photos spread over every class (not the first class's only), negatives left out."""
+    photos = np.flatnonzero(labels >= 0)
+    picked = photos[np.linspace(0, len(photos) - 1, min(count, len(photos))).astype(int)]
+    return verified(path, [frames_bgr[i] for i in picked], spec).as_dict()
