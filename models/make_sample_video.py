@@ -37,6 +37,8 @@ import numpy.typing as npt
 from make_eval_set import LABELS
 
 from edge_classifier.classifier import Classifier
+from edge_classifier.config import ResultConfig
+from edge_classifier.daemon import min_score
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ROOT / "models"
@@ -240,7 +242,7 @@ def screen(classifier: Classifier, photos: Path, frames_per_item: int, seed: int
     if missing:
         raise SystemExit(f"error: the model {classifier.model_path} has no label {', '.join(missing)}")
     wall = background(seed)
-    threshold = classifier.manifest.min_score if classifier.manifest and classifier.manifest.min_score else 0.5
+    threshold = min_score(ResultConfig(), classifier)  # what the daemon uses with the default config
 
     def right(frame: Image, label: str) -> bool:
         scores = classifier.classify(frame).scores

@@ -22,6 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from edge_classifier.classifier import Classifier
+from edge_classifier.config import DEFAULT_MIN_SCORE
 from edge_classifier.preprocess import Preprocessing
 
 logger = logging.getLogger(__name__)
@@ -30,7 +31,7 @@ TARGET_ACCURACY = 97.0  # percent of kept validation photos labelled right
 TARGET_REJECTION = 0.95  # share of the no-garment scenes that must become `unknown`
 MIN_COVERAGE = 50.0  # percent of validation a threshold must keep: a model that is right on nothing is not calibrated
 THRESHOLDS = tuple(round(0.05 * i, 2) for i in range(1, 20))  # 0.05 .. 0.95
-FALLBACK = 0.5  # the daemon's historical default, used when no threshold meets both targets
+FALLBACK = DEFAULT_MIN_SCORE  # the daemon's own default, used when no threshold meets the targets
 
 
 def empty_scenes(seed: int = 7, size_hw: tuple[int, int] = (480, 640)) -> list[tuple[str, npt.NDArray[np.uint8]]]:

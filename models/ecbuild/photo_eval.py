@@ -57,7 +57,6 @@ def evaluate_folder(classifier: Classifier, root: Path, shown_as: str | None = N
     summary = summarize(predicted, truth, classifier.labels)
     return {
         "dir": shown_as or str(root),
-        "images": len(photos),
         "correct": int((truth == predicted).sum()),
         "fingerprint": fingerprint(photos, root),
         **summary,

@@ -305,13 +305,10 @@ def build(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
         document = record.build_record(
             args, chosen, len(prepared.train_labels), trained, teacher, fits, evals, measured, fold, ops, command
         )
-        extras = {key: sections[key] for key in ("rejection",) if key in sections}
-        if transplant_check is not None:
-            extras["transplant_check"] = transplant_check
-        if "photos" in evals:
-            extras["photos"] = evals["photos"]
-        paths = {"tflite": str(tflite_path), "manifest": str(manifest_path)}
-        record.write_json(args.record, {**document, **extras, **paths})
+        extras = {"transplant_check": transplant_check, "photos": evals.get("photos")}
+        document.update({key: value for key, value in extras.items() if value is not None})
+        document.update(rejection=sections["rejection"], tflite=str(tflite_path), manifest=str(manifest_path))
+        record.write_json(args.record, document)
     return {
         "manifest": manifest_path,
         "kind": kind,

@@ -26,8 +26,8 @@ import tf_keras as keras
 from edge_classifier.classifier import Classifier
 from edge_classifier.errors import InputError, ModelError
 from edge_classifier.interpreter import io_specs, load_interpreter
-from edge_classifier.preprocess import Preprocessing, normalize, to_model_pixels
-from edge_classifier.quant import dequantize, quantize
+from edge_classifier.preprocess import Preprocessing
+from edge_classifier.quant import dequantize
 
 logger = logging.getLogger(__name__)
 
@@ -199,20 +199,19 @@ def imagenet_model(path: Path) -> tuple[keras.Model, int]:
 def check_agreement(path: Path, frames_bgr: list[Any] | Any, spec: Preprocessing) -> Agreement:
     """Top-1 of the Keras rebuild (float) against the TFLite run by the daemon's own classifier, per frame.
 
-    The rebuild gets the TFLite's own input: the normalized pixels quantized to the file's input type
-    and back (for Coral's file, (p - 127) / 127.5 rather than (p - 127.5) / 127.5).
+    The rebuild gets the TFLite's own input: the daemon's preprocessing of the frame, quantized to the
+    file's input type, dequantized (for Coral's file, (p - 127) / 127.5 rather than (p - 127.5) / 127.5).
     """
     model, classes = imagenet_model(path)
     resolution = int(model.input_shape[1])
     names = tuple(str(i) for i in range(classes))
     agreed = decided = decided_agreed = 0
     with Classifier(path, names, spec) as tflite:
-        quant = tflite.input_spec.quant
         for frame in frames_bgr:
-            pixels = to_model_pixels(np.ascontiguousarray(frame), spec, (resolution, resolution))
-            seen = dequantize(quantize(normalize(pixels[None], spec), quant), quant) if quant.is_quantized else None
-            keras_top = int(np.argmax(model(seen if seen is not None else normalize(pixels[None], spec))[0]))
-            scores = tflite.classify(frame).scores
+            frame_bgr = np.ascontiguousarray(frame)
+            seen = dequantize(tflite.preprocess(frame_bgr), tflite.input_spec.quant)
+            keras_top = int(np.argmax(model(seen)[0]))
+            scores = tflite.classify(frame_bgr).scores
             first, second = np.sort(scores)[::-1][:2]
             same = int(np.argmax(scores)) == keras_top
             agreed += same
