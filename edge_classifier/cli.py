@@ -14,9 +14,9 @@ from typing import Any, NoReturn
 
 import numpy as np
 
-from . import __version__
-from .config import Config, load_config, mqtt_password
-from .errors import EdgeClassifierError, InputError
+from edge_classifier import __version__
+from edge_classifier.config.settings import Config, load_config, mqtt_password
+from edge_classifier.errors import EdgeClassifierError, InputError
 
 logger = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ def _setup_logging(level: str) -> None:
 
 
 def cmd_run(config: Config) -> int:
-    from .daemon import run_service
+    from edge_classifier.service.compose import run_service
 
     stop = threading.Event()
 
@@ -115,9 +115,9 @@ def cmd_run(config: Config) -> int:
 
 
 def cmd_classify(config: Config, images: list[Path], top_k: int, as_json: bool) -> int:
-    from .classifier import read_image_bgr
-    from .daemon import open_classifier
-    from .publisher import tls_context
+    from edge_classifier.model.classifier import read_image_bgr
+    from edge_classifier.model.loading import open_classifier
+    from edge_classifier.mqtt.client import tls_context
 
     if config.mqtt.tls:
         tls_context(config.mqtt.ca_file)
@@ -145,9 +145,9 @@ def cmd_classify(config: Config, images: list[Path], top_k: int, as_json: bool) 
 
 
 def cmd_check(config: Config, path: Path) -> int:
-    from .daemon import open_classifier
-    from .publisher import tls_context
-    from .sources import check_source
+    from edge_classifier.capture.opening import check_source
+    from edge_classifier.model.loading import open_classifier
+    from edge_classifier.mqtt.client import tls_context
 
     check_source(config.source)
     mqtt_password(config.mqtt)
@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "check-config":
             code = cmd_check(config, args.file)
         else:
-            from .bench import run_bench
+            from edge_classifier.bench.run import run_bench
 
             print(json.dumps(run_bench(config, args.float_model, args.video, args.iterations, args.frames), indent=2))
             code = 0

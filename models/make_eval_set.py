@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from edge_classifier.preprocess import crop_box
+from edge_classifier.model.preprocess import crop_box
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUTPUT = ROOT / "tests" / "data" / "real-photos"

@@ -36,9 +36,9 @@ import numpy as np
 import numpy.typing as npt
 from make_eval_set import LABELS
 
-from edge_classifier.classifier import Classifier
-from edge_classifier.config import ResultConfig
-from edge_classifier.daemon import min_score
+from edge_classifier.config.settings import ResultConfig
+from edge_classifier.model.classifier import Classifier
+from edge_classifier.model.loading import min_score
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ROOT / "models"

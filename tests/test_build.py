@@ -9,7 +9,7 @@ import jsonschema
 import numpy as np
 import pytest
 
-from edge_classifier.interpreter import load_interpreter, op_counts, tensor_dtypes
+from edge_classifier.model.runner import load_interpreter, op_counts, tensor_dtypes
 from helpers import MODELS, SCHEMAS
 
 BUILD = [sys.executable, str(MODELS / "build.py")]

@@ -8,10 +8,10 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_classifier.capture import OpenCVSource
-from edge_classifier.config import SourceConfig
+from edge_classifier.capture.opening import check_source, frame_as_bgr, open_capture, source_kind
+from edge_classifier.capture.source import OpenCVSource
+from edge_classifier.config.settings import SourceConfig
 from edge_classifier.errors import ConfigError
-from edge_classifier.sources import check_source, frame_as_bgr, open_capture, source_kind
 
 
 def write_video(path, frames=20, fps=20.0, size=(160, 120)):
@@ -400,7 +400,7 @@ def test_open_that_never_returns_is_abandoned_and_retried():
 
 def test_opens_that_all_block_stop_at_the_live_reader_cap():
     """When every open() blocks, at most MAX_LIVE_READERS are tried at once, however long it lasts."""
-    from edge_classifier.capture import MAX_LIVE_READERS
+    from edge_classifier.capture.source import MAX_LIVE_READERS
 
     release = threading.Event()
     calls = []

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from edge_classifier.config import load_config, mqtt_password
+from edge_classifier.config.settings import load_config, mqtt_password
 from edge_classifier.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -8,9 +8,9 @@ import jsonschema
 import numpy as np
 import pytest
 
-from edge_classifier.classifier import Classifier, run_selftest
-from edge_classifier.interpreter import load_interpreter, op_counts, tensor_dtypes
-from edge_classifier.manifest import load_manifest, sha256_file
+from edge_classifier.model.classifier import Classifier, run_selftest
+from edge_classifier.model.manifest import load_manifest, sha256_file
+from edge_classifier.model.runner import load_interpreter, op_counts, tensor_dtypes
 from helpers import BUNDLED_MANIFESTS, DEFAULT_MANIFEST, FASHION_MANIFEST, SCHEMAS
 
 DOCUMENT = json.loads(FASHION_MANIFEST.read_text())
@@ -66,7 +66,7 @@ def test_selftest_images_get_their_labels_through_the_runtime(manifest):
 
 def test_the_default_is_the_real_photo_model_with_readable_labels():
     """The daemon's default model knows the ten real garment classes by human-readable names."""
-    from edge_classifier.daemon import default_manifest
+    from edge_classifier.model.loading import default_manifest
 
     labels = ["Dress", "Hat", "Long sleeve", "Outwear", "Pants", "Shirt", "Shoes", "Shorts", "Skirt", "T-shirt"]
     assert (DEFAULT_MANIFEST, labels) == (default_manifest(), list(load_manifest(DEFAULT_MANIFEST).labels))
@@ -103,15 +103,15 @@ def test_int8_accuracy_is_reproduced_on_the_whole_test_set():
 @pytest.mark.parametrize("configured", ["fashion-mobilenetv2", "fashion-mobilenetv2.json"])
 def test_a_bundled_model_is_selected_by_its_bare_name(configured):
     """`model.manifest: fashion-mobilenetv2` picks the bundled Fashion-MNIST model from the models folder."""
-    from edge_classifier.daemon import resolve_manifest
+    from edge_classifier.model.loading import resolve_manifest
 
     assert FASHION_MANIFEST == resolve_manifest(Path(configured))
 
 
 def test_an_unknown_bare_model_name_is_one_clear_error():
     """A bare name that is neither a file nor a bundled model is a ModelError naming it and where it looked."""
-    from edge_classifier.daemon import resolve_manifest
     from edge_classifier.errors import ModelError
+    from edge_classifier.model.loading import resolve_manifest
 
     with pytest.raises(ModelError) as caught:
         resolve_manifest(Path("no-such-model"))
@@ -120,8 +120,8 @@ def test_an_unknown_bare_model_name_is_one_clear_error():
 
 def test_the_fashion_model_keeps_the_old_threshold_and_the_default_its_calibrated_one():
     """Without result.min_score the voter uses the manifest's calibrated threshold, else 0.5; the config wins."""
-    from edge_classifier.config import ResultConfig
-    from edge_classifier.daemon import min_score
+    from edge_classifier.config.settings import ResultConfig
+    from edge_classifier.model.loading import min_score
 
     default = Classifier.from_manifest(DEFAULT_MANIFEST)
     fashion = Classifier.from_manifest(FASHION_MANIFEST)

@@ -6,15 +6,15 @@ import threading
 import jsonschema
 import pytest
 
-from edge_classifier.capture import Frame, SourceStats
-from edge_classifier.classifier import Classifier, read_image_bgr
-from edge_classifier.loop import LoopSettings, run_loop
-from edge_classifier.metrics import Metrics
-from edge_classifier.notify import Notifier
-from edge_classifier.publisher import MemoryPublisher
-from edge_classifier.reporting import ModelInfo, Reporter
-from edge_classifier.topics import Topics
-from edge_classifier.voting import Voter
+from edge_classifier.capture.source import Frame, SourceStats
+from edge_classifier.model.classifier import Classifier, read_image_bgr
+from edge_classifier.mqtt.client import MemoryPublisher
+from edge_classifier.mqtt.topics import Topics
+from edge_classifier.service.loop import LoopSettings, run_loop
+from edge_classifier.service.metrics import Metrics
+from edge_classifier.service.notify import Notifier
+from edge_classifier.service.payloads import ModelInfo, Reporter
+from edge_classifier.service.voting import Voter
 from helpers import FASHION_MANIFEST, SCHEMAS
 
 DOCUMENT = json.loads(FASHION_MANIFEST.read_text())

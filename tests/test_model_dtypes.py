@@ -9,8 +9,8 @@ blue, so this also checks that the colour conversion happens, once.
 import numpy as np
 import pytest
 
-from edge_classifier.classifier import Classifier
-from edge_classifier.preprocess import Preprocessing
+from edge_classifier.model.classifier import Classifier
+from edge_classifier.model.preprocess import Preprocessing
 
 tf = pytest.importorskip("tensorflow", reason="the build extra (TensorFlow) is not installed")
 keras = pytest.importorskip("tf_keras")

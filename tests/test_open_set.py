@@ -4,8 +4,8 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_classifier.classifier import Classifier
-from edge_classifier.manifest import load_manifest
+from edge_classifier.model.classifier import Classifier
+from edge_classifier.model.manifest import load_manifest
 from helpers import DEFAULT_MANIFEST
 
 MIN_SCORE = load_manifest(DEFAULT_MANIFEST).min_score

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from edge_classifier.errors import ModelError
-from edge_classifier.preprocess import Preprocessing, Preprocessor, crop_box, normalize, to_model_pixels
-from edge_classifier.quant import QuantParams, quantize
+from edge_classifier.model.preprocess import Preprocessing, Preprocessor, crop_box, normalize, to_model_pixels
+from edge_classifier.model.quant import QuantParams, quantize
 
 INT8 = QuantParams(np.dtype(np.int8), 2 / 255, -1)
 UINT8 = QuantParams(np.dtype(np.uint8), 1 / 255, 0)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from edge_classifier.errors import ModelError
-from edge_classifier.quant import QuantParams, dequantize, quantize
+from edge_classifier.model.quant import QuantParams, dequantize, quantize
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,7 @@
 import json
 
 from ecbuild.photo_eval import evaluate_folder
-from edge_classifier.classifier import Classifier
+from edge_classifier.model.classifier import Classifier
 from helpers import DEFAULT_MANIFEST, ROOT
 
 PHOTOS = ROOT / "tests" / "data" / "real-photos"

@@ -2,7 +2,7 @@
 
 import pytest
 
-from edge_classifier.topics import Topics, sanitize_device_id
+from edge_classifier.mqtt.topics import Topics, sanitize_device_id
 
 
 @pytest.mark.parametrize(

@@ -23,9 +23,9 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_classifier.classifier import Classifier
 from edge_classifier.errors import InputError
-from edge_classifier.preprocess import Preprocessing, normalize, to_model_pixels
+from edge_classifier.model.classifier import Classifier
+from edge_classifier.model.preprocess import Preprocessing, normalize, to_model_pixels
 from helpers import MODELS, ROOT, SCHEMAS
 
 PHOTOS = ROOT / "tests" / "data" / "real-photos"
@@ -169,7 +169,7 @@ def corrupted(how: str, monkeypatch: pytest.MonkeyPatch) -> None:
 def test_stand_in_is_full_int8_with_uint8_input_and_output_like_corals(stand_in):
     """The stand-in has uint8 input and output, int8 weights and activations, and MobileNetV2's 53 weighted ops."""
     from ecbuild.transplant import read_conv_weights
-    from edge_classifier.interpreter import load_interpreter, tensor_dtypes
+    from edge_classifier.model.runner import load_interpreter, tensor_dtypes
 
     interpreter = load_interpreter(stand_in.path, xnnpack=False)
     io = [d["dtype"] for d in (*interpreter.get_input_details(), *interpreter.get_output_details())]
@@ -301,7 +301,7 @@ def test_transfer_build_on_the_photos_is_full_int8_with_named_labels(stand_in, t
     """A build from the stand-in's weights checks the transplant, evaluates the photos and writes a full-int8 model."""
     import jsonschema
 
-    from edge_classifier.interpreter import load_interpreter
+    from edge_classifier.model.runner import load_interpreter
 
     # Trained on clear photos (a folder without one gets its clearest): the build checks its first 20 training
     # images, and a near-tie there would test the stand-in's int8 rounding, not the transplant (StandIn.clear).

@@ -1,6 +1,6 @@
 """Stable-label voting with hysteresis and a minimum score."""
 
-from edge_classifier.voting import UNKNOWN, Voter
+from edge_classifier.service.voting import UNKNOWN, Voter
 
 
 def feed(voter, frames):

@@ -71,7 +71,7 @@ def interpreter_alone(model: Path, tensors: Any, count: int, arrays: dict[str, A
     The interpreter is the daemon's (XNNPACK delegate included) with every tensor kept, so the logits
     that enter the final SOFTMAX can be compared on their own. Returns the last op's name.
     """
-    from edge_classifier.interpreter import interpreter_class, io_specs, run_raw
+    from edge_classifier.model.runner import interpreter_class, io_specs, run_raw
 
     interpreter = interpreter_class()[0](model_path=str(model), num_threads=2, experimental_preserve_all_tensors=True)
     interpreter.allocate_tensors()
@@ -90,8 +90,8 @@ def probe(manifest_path: Path, images: list[Path], tensors: Path | None, out: Pa
     import cv2
 
     from edge_classifier import __version__
-    from edge_classifier.classifier import Classifier, read_image_bgr
-    from edge_classifier.interpreter import interpreter_class
+    from edge_classifier.model.classifier import Classifier, read_image_bgr
+    from edge_classifier.model.runner import interpreter_class
 
     classifier = Classifier.from_manifest(manifest_path, num_threads=2)
     manifest = classifier.manifest

@@ -30,7 +30,7 @@ def application(architecture: str, inputs: keras.KerasTensor, alpha: float, weig
             input_tensor=inputs, alpha=alpha, include_top=False, weights=weights, pooling="avg"
         )
     if architecture == "mobilenetv3small":
-        # The build normalizes pixels itself (edge_classifier.preprocess): no Rescaling layer inside.
+        # The build normalizes pixels itself (edge_classifier.model.preprocess): no Rescaling layer inside.
         return keras.applications.MobileNetV3Small(
             input_tensor=inputs,
             alpha=alpha,

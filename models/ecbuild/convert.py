@@ -14,8 +14,8 @@ import tensorflow as tf
 import tf_keras as keras
 
 from edge_classifier.errors import first_line
-from edge_classifier.interpreter import load_interpreter, op_counts, tensor_dtypes
-from edge_classifier.preprocess import Preprocessing, normalize
+from edge_classifier.model.preprocess import Preprocessing, normalize
+from edge_classifier.model.runner import load_interpreter, op_counts, tensor_dtypes
 
 from . import foldcheck
 from .options import FULL_INT8_MODES

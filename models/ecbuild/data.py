@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from edge_classifier.errors import InputError
-from edge_classifier.preprocess import Preprocessing, to_model_pixels
+from edge_classifier.model.preprocess import Preprocessing, to_model_pixels
 
 logger = logging.getLogger(__name__)
 

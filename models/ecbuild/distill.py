@@ -18,7 +18,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from edge_classifier.errors import InputError, first_line
-from edge_classifier.preprocess import Preprocessing
+from edge_classifier.model.preprocess import Preprocessing
 
 from . import architectures, train
 

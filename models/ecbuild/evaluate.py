@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from edge_classifier.interpreter import io_specs, load_interpreter, run_raw, scores_from_raw
-from edge_classifier.preprocess import Preprocessing, apply_lut, build_lut
+from edge_classifier.model.preprocess import Preprocessing, apply_lut, build_lut
+from edge_classifier.model.runner import io_specs, load_interpreter, run_raw, scores_from_raw
 
 
 def summarize(

@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 import tf_keras as keras
 
-from edge_classifier.preprocess import Preprocessing, normalize
+from edge_classifier.model.preprocess import Preprocessing, normalize
 
 from . import architectures, train
 from .negatives import targets

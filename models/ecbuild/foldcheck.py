@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from edge_classifier.interpreter import load_interpreter, op_counts
-from edge_classifier.preprocess import Preprocessing, normalize
+from edge_classifier.model.preprocess import Preprocessing, normalize
+from edge_classifier.model.runner import load_interpreter, op_counts
 
 logger = logging.getLogger(__name__)
 

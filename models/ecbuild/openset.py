@@ -21,9 +21,9 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from edge_classifier.classifier import Classifier
-from edge_classifier.config import DEFAULT_MIN_SCORE
-from edge_classifier.preprocess import Preprocessing
+from edge_classifier.config.settings import DEFAULT_MIN_SCORE
+from edge_classifier.model.classifier import Classifier
+from edge_classifier.model.preprocess import Preprocessing
 
 logger = logging.getLogger(__name__)
 

@@ -15,9 +15,9 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from edge_classifier.classifier import Classifier, read_image_bgr
-from edge_classifier.manifest import SCHEMA_ID, sha256_file
-from edge_classifier.preprocess import Preprocessing
+from edge_classifier.model.classifier import Classifier, read_image_bgr
+from edge_classifier.model.manifest import SCHEMA_ID, sha256_file
+from edge_classifier.model.preprocess import Preprocessing
 
 SELFTEST_MAX_SIDE = 128
 

@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from edge_classifier.classifier import Classifier, read_image_bgr
 from edge_classifier.errors import InputError
-from edge_classifier.preprocess import Preprocessing
+from edge_classifier.model.classifier import Classifier, read_image_bgr
+from edge_classifier.model.preprocess import Preprocessing
 
 from .data import IMAGE_SUFFIXES
 from .evaluate import summarize

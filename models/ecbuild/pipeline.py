@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from edge_classifier.errors import InputError
-from edge_classifier.preprocess import Preprocessing
+from edge_classifier.model.preprocess import Preprocessing
 
 from .data import Dataset, load_fashion_mnist, load_image_folder, load_image_split, rename_labels, subsample, to_pixels
 from .negatives import with_negatives

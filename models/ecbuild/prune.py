@@ -15,7 +15,7 @@ import numpy.typing as npt
 import tf_keras as keras
 
 from edge_classifier.errors import InputError
-from edge_classifier.preprocess import Preprocessing
+from edge_classifier.model.preprocess import Preprocessing
 
 from . import train
 

@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from edge_classifier.interpreter import io_specs, load_interpreter
-from edge_classifier.preprocess import Preprocessing
+from edge_classifier.model.preprocess import Preprocessing
+from edge_classifier.model.runner import io_specs, load_interpreter
 
 from . import package
 from .data import to_pixels

@@ -14,7 +14,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from edge_classifier.errors import InputError
-from edge_classifier.preprocess import Preprocessing
+from edge_classifier.model.preprocess import Preprocessing
 
 from . import architectures
 from .negatives import targets

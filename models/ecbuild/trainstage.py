@@ -19,7 +19,7 @@ import numpy.typing as npt
 import tf_keras as keras
 
 from edge_classifier.errors import InputError
-from edge_classifier.preprocess import Preprocessing
+from edge_classifier.model.preprocess import Preprocessing
 
 from . import distill, train
 from .data import to_pixels

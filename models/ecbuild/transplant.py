@@ -23,11 +23,11 @@ import numpy as np
 import numpy.typing as npt
 import tf_keras as keras
 
-from edge_classifier.classifier import Classifier
 from edge_classifier.errors import InputError, ModelError
-from edge_classifier.interpreter import io_specs, load_interpreter
-from edge_classifier.preprocess import Preprocessing
-from edge_classifier.quant import dequantize
+from edge_classifier.model.classifier import Classifier
+from edge_classifier.model.preprocess import Preprocessing
+from edge_classifier.model.quant import dequantize
+from edge_classifier.model.runner import io_specs, load_interpreter
 
 logger = logging.getLogger(__name__)
 

@@ -10,10 +10,10 @@ from typing import Any, Literal
 
 import yaml
 
-from .errors import ConfigError
-from .preprocess import Preprocessing, PreprocessingValueError
-from .topics import sanitize_device_id
-from .typed import build_dataclass, set_dotted
+from edge_classifier.config.from_yaml import build_dataclass, set_dotted
+from edge_classifier.errors import ConfigError
+from edge_classifier.model.preprocess import Preprocessing, PreprocessingValueError
+from edge_classifier.mqtt.topics import sanitize_device_id
 
 LogLevel = Literal["debug", "info", "warning", "error"]
 

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from .capture import SourceStats
-from .publisher import Publisher, PublisherStats
-from .topics import Topics
+from edge_classifier.capture.source import SourceStats
+from edge_classifier.mqtt.client import Publisher, PublisherStats
+from edge_classifier.mqtt.topics import Topics
 
 RESULT_SCHEMA = "edge-classifier/result/v1"
 METRICS_SCHEMA = "edge-classifier/metrics/v1"

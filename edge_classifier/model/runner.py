@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .errors import ModelError, first_line
-from .quant import SUPPORTED_DTYPES, QuantParams, dequantize
+from edge_classifier.errors import ModelError, first_line
+from edge_classifier.model.quant import SUPPORTED_DTYPES, QuantParams, dequantize
 
 logger = logging.getLogger(__name__)
 

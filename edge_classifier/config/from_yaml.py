@@ -11,7 +11,7 @@ from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 import yaml
 
-from .errors import ConfigError
+from edge_classifier.errors import ConfigError
 
 
 def _describe(hint: Any) -> str:

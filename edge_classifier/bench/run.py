@@ -14,20 +14,20 @@ from typing import Any
 import cv2
 import numpy as np
 
-from .capture import Frame, OpenCVSource, SourceStats
-from .config import Config, SourceConfig
-from .daemon import default_model_dirs, min_score, open_classifier
-from .errors import InputError
-from .interpreter import interpreter_class, io_specs, load_interpreter, run_raw
-from .loop import LoopSettings, run_loop
-from .metrics import Metrics, rss_bytes
-from .notify import Notifier
-from .publisher import MemoryPublisher
-from .reporting import Reporter
-from .sources import open_capture
-from .startup import imports_only, startup_and_memory
-from .topics import Topics
-from .voting import Voter
+from edge_classifier.bench.probe import imports_only, startup_and_memory
+from edge_classifier.capture.opening import open_capture
+from edge_classifier.capture.source import Frame, OpenCVSource, SourceStats
+from edge_classifier.config.settings import Config, SourceConfig
+from edge_classifier.errors import InputError
+from edge_classifier.model.loading import default_model_dirs, min_score, open_classifier
+from edge_classifier.model.runner import interpreter_class, io_specs, load_interpreter, run_raw
+from edge_classifier.mqtt.client import MemoryPublisher
+from edge_classifier.mqtt.topics import Topics
+from edge_classifier.service.loop import LoopSettings, run_loop
+from edge_classifier.service.metrics import Metrics, rss_bytes
+from edge_classifier.service.notify import Notifier
+from edge_classifier.service.payloads import Reporter
+from edge_classifier.service.voting import Voter
 
 SAMPLE_VIDEO = "sample/garments.mp4"
 

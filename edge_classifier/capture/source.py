@@ -13,8 +13,8 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from .config import SourceConfig
-from .sources import Capture, frame_as_bgr, open_capture, source_kind
+from edge_classifier.capture.opening import Capture, frame_as_bgr, open_capture, source_kind
+from edge_classifier.config.settings import SourceConfig
 
 logger = logging.getLogger(__name__)
 # Readers abandoned inside a blocked open() or read() that may still be alive; past this many, no

@@ -13,16 +13,18 @@ from typing import Any
 
 import yaml
 
-from .capture import OpenCVSource
-from .config import Config, load_config
-from .daemon import open_classifier
-from .errors import InputError
-from .publisher import MemoryPublisher
-from .reporting import Reporter
-from .topics import Topics
+from edge_classifier.capture.source import OpenCVSource
+from edge_classifier.config.settings import Config, load_config
+from edge_classifier.errors import InputError
+from edge_classifier.model.loading import open_classifier
+from edge_classifier.mqtt.client import MemoryPublisher
+from edge_classifier.mqtt.topics import Topics
+from edge_classifier.service.payloads import Reporter
 
 # The libraries the daemon cannot run without; their import alone sets a floor under its RSS.
-RUNTIME_IMPORTS = "import numpy, cv2, yaml, paho.mqtt.client; from edge_classifier.interpreter import interpreter_class"
+RUNTIME_IMPORTS = (
+    "import numpy, cv2, yaml, paho.mqtt.client; from edge_classifier.model.runner import interpreter_class"
+)
 
 
 def _parse_status(status: str) -> dict[str, int]:
@@ -80,7 +82,7 @@ def startup_and_memory(config: Config, video: Path) -> dict[str, Any]:
         config_file = Path(folder) / "bench.yaml"
         config_file.write_text(yaml.safe_dump(tree), encoding="utf-8")
         spawned = time.time()
-        code = "import sys; from edge_classifier.startup import child_startup; child_startup(sys.argv[1])"
+        code = "import sys; from edge_classifier.bench.probe import child_startup; child_startup(sys.argv[1])"
         out = subprocess.run(
             [sys.executable, "-c", code, str(config_file)], capture_output=True, text=True, timeout=120
         )

@@ -12,10 +12,10 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from .errors import InputError, ModelError
-from .interpreter import io_specs, load_interpreter, run_raw, scores_from_raw
-from .manifest import Manifest, SelfTestCase, load_manifest, verify_sha256
-from .preprocess import Preprocessing, Preprocessor
+from edge_classifier.errors import InputError, ModelError
+from edge_classifier.model.manifest import Manifest, SelfTestCase, load_manifest, verify_sha256
+from edge_classifier.model.preprocess import Preprocessing, Preprocessor
+from edge_classifier.model.runner import io_specs, load_interpreter, run_raw, scores_from_raw
 
 logger = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from .errors import ModelError
-from .quant import QuantParams, quantize
+from edge_classifier.errors import ModelError
+from edge_classifier.model.quant import QuantParams, quantize
 
 INTERPOLATIONS = {
     "nearest": cv2.INTER_NEAREST,

@@ -12,8 +12,8 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from .config import SourceConfig
-from .errors import ConfigError
+from edge_classifier.config.settings import SourceConfig
+from edge_classifier.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 

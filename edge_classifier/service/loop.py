@@ -8,13 +8,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .capture import FrameSource
-from .classifier import Classifier
-from .metrics import Metrics
-from .notify import Notifier
-from .publisher import Publisher
-from .reporting import ModelInfo, Reporter, metrics_payload
-from .voting import Voter
+from edge_classifier.capture.source import FrameSource
+from edge_classifier.model.classifier import Classifier
+from edge_classifier.mqtt.client import Publisher
+from edge_classifier.service.metrics import Metrics
+from edge_classifier.service.notify import Notifier
+from edge_classifier.service.payloads import ModelInfo, Reporter, metrics_payload
+from edge_classifier.service.voting import Voter
 
 logger = logging.getLogger(__name__)
 FRAME_WAIT_S = 0.25  # how long one iteration waits for a frame before doing housekeeping

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from .errors import ConfigError
+from edge_classifier.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 

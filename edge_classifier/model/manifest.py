@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import ModelError
-from .preprocess import Preprocessing, PreprocessingValueError
+from edge_classifier.errors import ModelError
+from edge_classifier.model.preprocess import Preprocessing, PreprocessingValueError
 
 SCHEMA_ID = "edge-classifier/manifest/v1"
 OUTPUT_KINDS = ("probabilities", "logits")

@@ -1,0 +1,73 @@
+"""Finding and loading the configured model: default, bundled name or path; sha256 and self-test; its min_score."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from edge_classifier.config.settings import DEFAULT_MIN_SCORE, ModelConfig, ResultConfig
+from edge_classifier.errors import ModelError
+from edge_classifier.model.classifier import Classifier, run_selftest
+from edge_classifier.model.manifest import read_labels, sha256_file
+from edge_classifier.model.preprocess import Preprocessing
+from edge_classifier.service.payloads import ModelInfo
+
+logger = logging.getLogger(__name__)
+
+# Real garment photos (clothing-dataset-small); `fashion-mobilenetv2` is the bundled Fashion-MNIST model.
+DEFAULT_MODEL = "clothing-mobilenetv2.json"
+
+
+def default_model_dirs() -> list[Path]:
+    """Where the default model is looked for: a source checkout's models/, then the installer's place."""
+    checkout = Path(__file__).resolve().parents[2]
+    dirs = [checkout / "models"] if (checkout / "pyproject.toml").is_file() else []
+    return [*dirs, Path("/var/lib/edge-classifier/models")]
+
+
+def default_manifest() -> Path:
+    for folder in default_model_dirs():
+        if (folder / DEFAULT_MODEL).is_file():
+            return folder / DEFAULT_MODEL
+    places = ", ".join(str(d) for d in default_model_dirs())
+    raise ModelError(f"model.manifest not set and the default model {DEFAULT_MODEL} is in none of: {places}")
+
+
+def resolve_manifest(configured: Path | None) -> Path:
+    """The manifest to load: the default model, a path, or a bundled model's bare name (`fashion-mobilenetv2`)."""
+    if configured is None:
+        return default_manifest()
+    if configured.is_file() or configured.parent != Path("."):
+        return configured
+    name = configured.name if configured.suffix == ".json" else f"{configured.name}.json"
+    for folder in default_model_dirs():
+        if (folder / name).is_file():
+            return folder / name
+    places = ", ".join(str(d) for d in default_model_dirs())
+    raise ModelError(f"model.manifest {str(configured)!r} is neither a file nor a bundled model in: {places}")
+
+
+def open_classifier(config: ModelConfig) -> tuple[Classifier, ModelInfo]:
+    """Load the configured model; with a manifest, check its sha256 and run its self-test."""
+    if config.path is not None:
+        assert config.labels is not None  # load_config guarantees it
+        pre = config.preprocessing
+        spec = Preprocessing(pre.color_order, config.crop or "center", pre.interpolation, pre.mean, pre.std)
+        classifier = Classifier(config.path, read_labels(config.labels), spec, pre.output_kind, config.num_threads)
+        return classifier, ModelInfo(config.path.stem, "unversioned", sha256_file(config.path))
+    manifest_path = resolve_manifest(config.manifest)
+    classifier = Classifier.from_manifest(manifest_path, config.num_threads, crop=config.crop)
+    manifest = classifier.manifest
+    assert manifest is not None
+    if config.selftest:
+        passed = run_selftest(classifier, manifest.selftest)
+        logger.info("model %s %s: self-test passed on %d images", manifest.name, manifest.version, passed)
+    return classifier, ModelInfo(manifest.name, manifest.version, manifest.sha256)
+
+
+def min_score(result: ResultConfig, classifier: Classifier) -> float:
+    """The configured min_score, else the one calibrated for the model (its manifest), else the default."""
+    if result.min_score is not None:
+        return result.min_score
+    calibrated = classifier.manifest.min_score if classifier.manifest is not None else None
+    return DEFAULT_MIN_SCORE if calibrated is None else calibrated
