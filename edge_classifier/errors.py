@@ -3,7 +3,9 @@
 EdgeClassifierError            base of every error the program expects and explains
 ├── ConfigError                the configuration is invalid (exit 78, EX_CONFIG)
 ├── ModelError                 model file, manifest, labels or self-test are wrong (exit 78)
-└── InputError                 a user-supplied input (image, video, data set, argument) is unusable (exit 1)
+├── InputError                 a user-supplied input (image, video, data set, argument) is unusable (exit 1)
+├── BusyError                  the main loop has too many requests waiting; retry later
+└── StoppedError               the service stopped before it answered a request
 
 Anything else escaping the program is a bug: it crashes with a traceback so that systemd
 restarts the service and the log shows where.
@@ -38,3 +40,11 @@ class ModelError(EdgeClassifierError):
 
 class InputError(EdgeClassifierError):
     """An image, video, data set or argument given by the user cannot be used."""
+
+
+class BusyError(EdgeClassifierError):
+    """The main loop's inbox is full; the caller may retry later (HTTP 503 with Retry-After)."""
+
+
+class StoppedError(EdgeClassifierError):
+    """The service stopped before it could answer a request."""

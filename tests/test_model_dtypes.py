@@ -62,7 +62,7 @@ def test_every_dtype_gives_the_right_colour(tmp_path, io_dtype, spec, logits):
     """Pure red, green and blue BGR frames get the labels red, green, blue, scores summing to one."""
     path = tmp_path / f"{io_dtype}.tflite"
     path.write_bytes(convert(colour_model(logits), io_dtype, spec))
-    classifier = Classifier(path, LABELS, spec, "logits" if logits else "probabilities")
+    classifier = Classifier.from_file(path, LABELS, spec, "logits" if logits else "probabilities")
     frames_bgr = {"red": (0, 0, 230), "green": (0, 230, 0), "blue": (230, 0, 0)}
     results = {name: classifier.classify(np.full((48, 64, 3), bgr, dtype=np.uint8)) for name, bgr in frames_bgr.items()}
     got = {name: LABELS[int(np.argmax(r.scores))] for name, r in results.items()}

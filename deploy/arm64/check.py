@@ -96,7 +96,7 @@ def probe(manifest_path: Path, images: list[Path], tensors: Path | None, out: Pa
     classifier = Classifier.from_manifest(manifest_path, num_threads=2)
     manifest = classifier.manifest
     assert manifest is not None
-    exact = Classifier(
+    exact = Classifier.from_file(
         manifest.model_path, manifest.labels, replace(manifest.preprocessing, interpolation=EXACT),
         manifest.output_kind, 2,
     )  # fmt: skip

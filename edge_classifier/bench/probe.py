@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -13,14 +15,14 @@ from typing import Any
 
 import yaml
 
-from edge_classifier.capture.source import OpenCVSource
 from edge_classifier.config.settings import Config, load_config
 from edge_classifier.errors import InputError
-from edge_classifier.model.loading import open_classifier
 from edge_classifier.mqtt.client import MemoryPublisher
-from edge_classifier.mqtt.topics import Topics
-from edge_classifier.service.payloads import Reporter
+from edge_classifier.service.compose import Seams, build_service
+from edge_classifier.service.notify import Notifier
 
+FIRST_FRAME_TIMEOUT_S = 60.0
+SETTLE_FRAMES = 200
 # The libraries the daemon cannot run without; their import alone sets a floor under its RSS.
 RUNTIME_IMPORTS = (
     "import numpy, cv2, yaml, paho.mqtt.client; from edge_classifier.model.runner import interpreter_class"
@@ -36,28 +38,19 @@ def child_startup(config_file: str) -> None:
     """Run in a fresh process: load, self-test, first frame, first result; print RSS and times."""
     started_wall = time.time()
     config = load_config(Path(config_file))
-    classifier, info = open_classifier(config.model)
-    publisher = MemoryPublisher()
-    publisher.service()
-    source_config = config.source
-    with classifier, OpenCVSource(source_config) as source:
-        frame = None
-        while frame is None:
-            frame = source.get(1.0)
-        reporter = Reporter(publisher, Topics("bench", "bench"), 1, 30.0, None, 1e9, time.monotonic())
-        result = classifier.classify(frame.image_bgr)
-        top = result.top_k(classifier.labels, 3)
-        fields = {"device_id": "bench", "label": top[0][0], "score": top[0][1], "top_k": top, "model": info,
-                  "frame_age_ms": 0.0, "timing_ms": {}}  # fmt: skip
-        reporter.result(fields, time.monotonic())
+    seams = Seams(publisher=MemoryPublisher(), notifier=Notifier({}))
+    with contextlib.ExitStack() as stack:
+        service = build_service(config, stack, threading.Event(), seams)
+        deadline = time.monotonic() + FIRST_FRAME_TIMEOUT_S
+        while service.state.snapshot().frames_processed == 0:
+            if service.loop.step() == "ended" or time.monotonic() > deadline:
+                raise InputError(f"bench start-up child: no frame classified within {FIRST_FRAME_TIMEOUT_S:.0f}s")
         first_result_wall = time.time()
         # Let it settle into the steady state for a few hundred frames before reading memory.
-        for _ in range(200):
-            frame = source.get(1.0)
-            if frame is None:
+        while service.state.snapshot().frames_processed < SETTLE_FRAMES and time.monotonic() < deadline:
+            if service.loop.step() == "ended":
                 break
-            classifier.classify(frame.image_bgr)
-    kb = _parse_status(Path("/proc/self/status").read_text())
+        kb = _parse_status(Path("/proc/self/status").read_text())
     report = {"first_result_wall": first_result_wall, "child_started_wall": started_wall, "rss_kb": kb["VmRSS"],
               "peak_rss_kb": kb["VmHWM"], "anon_kb": kb["RssAnon"], "file_kb": kb["RssFile"]}  # fmt: skip
     print(json.dumps(report))

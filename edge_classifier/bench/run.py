@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import threading
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -19,15 +20,12 @@ from edge_classifier.capture.opening import open_capture
 from edge_classifier.capture.source import Frame, OpenCVSource, SourceStats
 from edge_classifier.config.settings import Config, SourceConfig
 from edge_classifier.errors import InputError
-from edge_classifier.model.loading import default_model_dirs, min_score, open_classifier
+from edge_classifier.model.loading import default_model_dirs, open_classifier
 from edge_classifier.model.runner import interpreter_class, io_specs, load_interpreter, run_raw
 from edge_classifier.mqtt.client import MemoryPublisher
-from edge_classifier.mqtt.topics import Topics
-from edge_classifier.service.loop import LoopSettings, run_loop
-from edge_classifier.service.metrics import Metrics, rss_bytes
+from edge_classifier.service.compose import Seams, build_service
+from edge_classifier.service.metrics import rss_bytes
 from edge_classifier.service.notify import Notifier
-from edge_classifier.service.payloads import Reporter
-from edge_classifier.service.voting import Voter
 
 SAMPLE_VIDEO = "sample/garments.mp4"
 
@@ -133,29 +131,23 @@ def decode_rate(source_config: SourceConfig, frames: int) -> dict[str, Any]:
 
 
 def end_to_end(config: Config, source_config: SourceConfig, frames: int) -> dict[str, Any]:
-    """The real capture thread and main loop on `frames` frames of the (looped) video; messages kept in memory."""
-    classifier, model = open_classifier(replace(config.model, selftest=False))
+    """The service as `run` wires it, on `frames` frames of the (looped) video; messages kept in memory."""
+    bench_config = replace(config, device_id="bench", model=replace(config.model, selftest=False))
     publisher = MemoryPublisher()
-    metrics = Metrics()
-    topics = Topics(config.mqtt.prefix, "bench")
     cpu_start = time.process_time()
-    with classifier, OpenCVSource(source_config) as opened:
-        source = FrameLimit(opened, frames)
-        reporter = Reporter(publisher, topics, 1, config.result.heartbeat_s, None, 1e9, time.monotonic())
-        run_loop(
-            LoopSettings("bench", model, config.result.top_k),
-            source, classifier, publisher, reporter,
-            Voter(config.result.vote_window, min_score(config.result, classifier)), metrics, Notifier({}),
-            threading.Event(),
-        )  # fmt: skip
+    with contextlib.ExitStack() as stack:
+        source = FrameLimit(stack.enter_context(OpenCVSource(source_config)), frames)
+        seams = Seams(source=source, publisher=publisher, notifier=Notifier({}))
+        service = build_service(bench_config, stack, threading.Event(), seams)
+        reader = service.metrics.reader()
+        service.loop.run(threading.Event())
         stats = source.stats()
-    cpu_ms_per_frame = 1000 * (time.process_time() - cpu_start) / max(1, metrics.frames_total)
-    # The loop took a metrics snapshot when the camera state first changed (at the first frame);
-    # this one covers every frame since.
-    stages = metrics.snapshot()["timing_ms"]
+    frames_total = service.metrics.frames_total
+    cpu_ms_per_frame = 1000 * (time.process_time() - cpu_start) / max(1, frames_total)
+    stages = {stage: None if s is None else asdict(s) for stage, s in reader.read().timing_ms.items()}
     outside = sum((stages[s] or {}).get("mean", 0.0) for s in ("preprocess", "postprocess", "publish"))
     return {
-        "frames": metrics.frames_total,
+        "frames": frames_total,
         "frames_dropped": stats.frames_dropped,
         "rate_per_s": round(source.rate_per_s(), 1),
         "stage_ms": stages,
@@ -182,6 +174,7 @@ def run_bench(
     classifier, model = open_classifier(replace(config.model, selftest=False))
     model_path = classifier.model_path
     classifier.close()
+    assert model_path is not None  # open_classifier always loads a file
     threads = config.model.num_threads
     _, package = interpreter_class()
     try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -13,26 +13,12 @@ import numpy as np
 import numpy.typing as npt
 
 from edge_classifier.errors import InputError, ModelError
+from edge_classifier.model.classification import Classification
 from edge_classifier.model.manifest import Manifest, SelfTestCase, load_manifest, verify_sha256
 from edge_classifier.model.preprocess import Preprocessing, Preprocessor
-from edge_classifier.model.runner import io_specs, load_interpreter, run_raw, scores_from_raw
+from edge_classifier.model.runner import LiteRTRunner, Runner, scores_from_raw
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Classification:
-    """Scores for one frame plus how long each stage took."""
-
-    scores: npt.NDArray[np.float32]
-    raw: npt.NDArray[Any]
-    preprocess_s: float
-    inference_s: float
-    postprocess_s: float
-
-    def top_k(self, labels: tuple[str, ...], k: int) -> list[tuple[str, float]]:
-        order = np.argsort(-self.scores, kind="stable")[:k]
-        return [(labels[i], float(self.scores[i])) for i in order]
 
 
 class Classifier:
@@ -40,23 +26,35 @@ class Classifier:
 
     def __init__(
         self,
+        runner: Runner,
+        labels: tuple[str, ...],
+        preprocessing: Preprocessing,
+        output_kind: str = "probabilities",
+        manifest: Manifest | None = None,
+        model_path: Path | None = None,
+    ):
+        self.labels = labels
+        self.model_path = model_path  # the file behind the runner, where there is one
+        self.manifest = manifest
+        self.logits = output_kind == "logits"
+        self._runner = runner
+        self.input_spec, self.output_spec = runner.input_spec, runner.output_spec
+        classes = self.output_spec.shape[-1]
+        if classes != len(labels):
+            raise ModelError(f"the model outputs {classes} classes but there are {len(labels)} labels")
+        self.preprocess = Preprocessor(preprocessing, self.input_spec.shape, self.input_spec.quant)
+
+    @classmethod
+    def from_file(
+        cls,
         model_path: Path,
         labels: tuple[str, ...],
         preprocessing: Preprocessing,
         output_kind: str = "probabilities",
         num_threads: int = 1,
-        manifest: Manifest | None = None,
-    ):
-        self.model_path = model_path
-        self.labels = labels
-        self.manifest = manifest
-        self.logits = output_kind == "logits"
-        self._interpreter: Any = load_interpreter(model_path, num_threads=num_threads)
-        self.input_spec, self.output_spec = io_specs(self._interpreter)
-        classes = self.output_spec.shape[-1]
-        if classes != len(labels):
-            raise ModelError(f"model {model_path} outputs {classes} classes but there are {len(labels)} labels")
-        self.preprocess = Preprocessor(preprocessing, self.input_spec.shape, self.input_spec.quant)
+    ) -> Classifier:
+        """A .tflite file without a manifest, run by LiteRT."""
+        return cls(LiteRTRunner(model_path, num_threads), labels, preprocessing, output_kind, None, model_path)
 
     @classmethod
     def from_manifest(cls, manifest_path: Path, num_threads: int = 1, crop: str | None = None) -> Classifier:
@@ -64,20 +62,21 @@ class Classifier:
         manifest = load_manifest(manifest_path)
         verify_sha256(manifest)
         spec = manifest.preprocessing if crop is None else replace(manifest.preprocessing, crop=crop)
-        return cls(manifest.model_path, manifest.labels, spec, manifest.output_kind, num_threads, manifest)
+        runner = LiteRTRunner(manifest.model_path, num_threads)
+        return cls(runner, manifest.labels, spec, manifest.output_kind, manifest, manifest.model_path)
 
     def classify(self, frame_bgr: npt.NDArray[np.uint8]) -> Classification:
         t0 = time.perf_counter()
         tensor = self.preprocess(frame_bgr)
         t1 = time.perf_counter()
-        raw = run_raw(self._interpreter, self.input_spec, self.output_spec, tensor)
+        raw = self._runner.invoke(tensor)
         t2 = time.perf_counter()
         scores = scores_from_raw(raw, self.output_spec, self.logits)
         t3 = time.perf_counter()
         return Classification(scores, raw, t1 - t0, t2 - t1, t3 - t2)
 
     def close(self) -> None:
-        self._interpreter = None
+        self._runner.close()
 
     def __enter__(self) -> Classifier:
         return self

@@ -8,9 +8,9 @@ from pathlib import Path
 from edge_classifier.config.settings import DEFAULT_MIN_SCORE, ModelConfig, ResultConfig
 from edge_classifier.errors import ModelError
 from edge_classifier.model.classifier import Classifier, run_selftest
+from edge_classifier.model.identity import ModelInfo
 from edge_classifier.model.manifest import read_labels, sha256_file
 from edge_classifier.model.preprocess import Preprocessing
-from edge_classifier.service.payloads import ModelInfo
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +53,8 @@ def open_classifier(config: ModelConfig) -> tuple[Classifier, ModelInfo]:
         assert config.labels is not None  # load_config guarantees it
         pre = config.preprocessing
         spec = Preprocessing(pre.color_order, config.crop or "center", pre.interpolation, pre.mean, pre.std)
-        classifier = Classifier(config.path, read_labels(config.labels), spec, pre.output_kind, config.num_threads)
+        labels = read_labels(config.labels)
+        classifier = Classifier.from_file(config.path, labels, spec, pre.output_kind, config.num_threads)
         return classifier, ModelInfo(config.path.stem, "unversioned", sha256_file(config.path))
     manifest_path = resolve_manifest(config.manifest)
     classifier = Classifier.from_manifest(manifest_path, config.num_threads, crop=config.crop)

@@ -1,4 +1,4 @@
-"""TFLite interpreter loading and single-image inference (LiteRT first, tflite-runtime as fallback)."""
+"""The runner seam: invoke a prepared input tensor, get the raw output; LiteRT (or tflite-runtime) is the real one."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import logging
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -87,6 +87,44 @@ def run_raw(
     interpreter.set_tensor(input_spec.index, input_tensor)
     interpreter.invoke()
     return np.array(interpreter.get_tensor(output_spec.index)).reshape(-1)
+
+
+class Runner(Protocol):
+    """What a classifier needs from an interpreter: its tensors' specs and one invocation."""
+
+    @property
+    def input_spec(self) -> TensorSpec: ...
+
+    @property
+    def output_spec(self) -> TensorSpec: ...
+
+    def invoke(self, input_tensor: npt.NDArray[Any]) -> npt.NDArray[Any]:
+        """The raw (still quantized) output vector for one prepared input tensor, as a copy."""
+
+    def close(self) -> None: ...
+
+
+class LiteRTRunner:
+    """A loaded .tflite file; not thread-safe, so only the thread that owns the model calls invoke()."""
+
+    def __init__(self, model_path: Path, num_threads: int = 1):
+        self.model_path = model_path
+        self._interpreter: Any = load_interpreter(model_path, num_threads=num_threads)
+        self._input_spec, self._output_spec = io_specs(self._interpreter)
+
+    @property
+    def input_spec(self) -> TensorSpec:
+        return self._input_spec
+
+    @property
+    def output_spec(self) -> TensorSpec:
+        return self._output_spec
+
+    def invoke(self, input_tensor: npt.NDArray[Any]) -> npt.NDArray[Any]:
+        return run_raw(self._interpreter, self._input_spec, self._output_spec, input_tensor)
+
+    def close(self) -> None:
+        self._interpreter = None
 
 
 def softmax(logits: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:

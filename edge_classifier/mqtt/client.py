@@ -13,6 +13,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edge_classifier.errors import ConfigError
+from edge_classifier.service.messages import Message
 
 logger = logging.getLogger(__name__)
 
@@ -27,9 +28,9 @@ class PublisherStats:
 
 
 class Publisher(Protocol):
-    """What the main loop needs from a message bus."""
+    """What the main loop needs from a message bus: a sink with a connection to look after."""
 
-    def publish(self, topic: str, payload: str, qos: int = 0, retain: bool = False) -> bool:
+    def send(self, message: Message) -> bool:
         """Queue a message; False (and counted) when it cannot be sent now."""
 
     def service(self) -> bool:
@@ -99,7 +100,7 @@ class MqttPublisher:
             logger.warning("broker %s refused the connection: %s", self._address, reason_code)
             return
         logger.info("connected to broker %s", self._address)
-        # Fresh first: publish() must never see connected-but-not-fresh before `online` is sent.
+        # Fresh first: send() must never see connected-but-not-fresh before `online` is sent.
         self._fresh_connection.set()
         self._connected.set()
 
@@ -128,13 +129,13 @@ class MqttPublisher:
         self._client.publish(self._status_topic, ONLINE, qos=1, retain=True)
         return True
 
-    def publish(self, topic: str, payload: str, qos: int = 0, retain: bool = False) -> bool:
+    def send(self, message: Message) -> bool:
         # Until service() has announced `online` on this connection, nothing else goes out,
         # so a dashboard never sees a result from a device it believes is offline.
         if not self._connected.is_set() or self._fresh_connection.is_set():
             self._skipped += 1
             return False
-        info = self._client.publish(topic, payload, qos=qos, retain=retain)
+        info = self._client.publish(message.topic, message.payload, qos=message.qos, retain=message.retain)
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             self._skipped += 1
             return False
@@ -168,7 +169,7 @@ class MemoryPublisher:
     """The fake: keeps messages in memory (unit tests, and `bench`, which measures without a broker)."""
 
     def __init__(self, connected: bool = True):
-        self.messages: list[tuple[str, str, int, bool]] = []
+        self.messages: list[Message] = []
         self.is_connected = connected
         self._announced = False
         self._connects = self._skipped = 0
@@ -182,14 +183,14 @@ class MemoryPublisher:
             return False
         self._announced = True
         self._connects += 1
-        self.messages.append(("status", ONLINE, 1, True))
+        self.messages.append(Message("status", ONLINE, 1, True))
         return True
 
-    def publish(self, topic: str, payload: str, qos: int = 0, retain: bool = False) -> bool:
+    def send(self, message: Message) -> bool:
         if not (self.is_connected and self._announced):
             self._skipped += 1
             return False
-        self.messages.append((topic, payload, qos, retain))
+        self.messages.append(message)
         return True
 
     def stats(self) -> PublisherStats:
@@ -197,5 +198,5 @@ class MemoryPublisher:
 
     def close(self) -> None:
         if not self.closed and self.is_connected:
-            self.messages.append(("status", OFFLINE, 1, True))
+            self.messages.append(Message("status", OFFLINE, 1, True))
         self.closed = True

@@ -1,25 +1,53 @@
-"""The composition root: builds the running service from a Config (model, self-test, source, publisher, loop)."""
+"""The composition root: the one place that builds the service from a Config (used by run, bench and probes)."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import ssl
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from edge_classifier.capture.opening import check_source
-from edge_classifier.capture.source import OpenCVSource
+from edge_classifier.capture.source import FrameSource, OpenCVSource
 from edge_classifier.config.settings import Config, mqtt_password
-from edge_classifier.model.loading import min_score, open_classifier
-from edge_classifier.mqtt.client import MqttPublisher, tls_context
+from edge_classifier.model.classifier import Classifier
+from edge_classifier.model.identity import ModelInfo
+from edge_classifier.model.loading import open_classifier
+from edge_classifier.mqtt.client import MqttPublisher, Publisher, tls_context
 from edge_classifier.mqtt.topics import Topics
-from edge_classifier.service.loop import LoopSettings, run_loop
+from edge_classifier.service.inbox import Inbox
+from edge_classifier.service.live_settings import LiveSettings
+from edge_classifier.service.loop import LoopParts, MainLoop
 from edge_classifier.service.metrics import Metrics
 from edge_classifier.service.notify import Notifier
-from edge_classifier.service.payloads import Reporter
-from edge_classifier.service.voting import Voter
+from edge_classifier.service.reporter import Reporter
+from edge_classifier.service.state import RuntimeState
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Seams:
+    """Replacements for the I/O edges (bench, probes, tests); None means the real one the config describes."""
+
+    source: FrameSource | None = None
+    publisher: Publisher | None = None
+    notifier: Notifier | None = None
+    model: tuple[Classifier, ModelInfo] | None = None
+    clock: Callable[[], float] = time.monotonic
+
+
+@dataclass(frozen=True)
+class Service:
+    """A wired service: run `loop` on one thread; other threads use `inbox` and read `state` and `metrics`."""
+
+    loop: MainLoop
+    inbox: Inbox
+    state: RuntimeState
+    metrics: Metrics
 
 
 def wait_for_broker(publisher: MqttPublisher, seconds: float, stop: threading.Event) -> bool:
@@ -34,43 +62,63 @@ def wait_for_broker(publisher: MqttPublisher, seconds: float, stop: threading.Ev
     return False
 
 
+def open_publisher(config: Config, topics: Topics, tls: ssl.SSLContext | None, stop: threading.Event) -> MqttPublisher:
+    mqtt = config.mqtt
+    publisher = MqttPublisher(
+        mqtt.host, mqtt.port, topics.client_id, topics.status,
+        username=mqtt.username, password=mqtt_password(mqtt), tls=tls,
+        keepalive_s=mqtt.keepalive_s, reconnect_min_s=mqtt.reconnect_min_s, reconnect_max_s=mqtt.reconnect_max_s,
+    )  # fmt: skip
+    if not wait_for_broker(publisher, mqtt.connect_wait_s, stop) and not stop.is_set():
+        logger.warning("broker %s:%d not reachable yet; classifying anyway and retrying", mqtt.host, mqtt.port)
+    return publisher
+
+
+def build_service(
+    config: Config, stack: contextlib.ExitStack, stop: threading.Event, seams: Seams | None = None
+) -> Service:
+    """Open every resource into `stack` (closed in reverse order) and wire the loop; errors are EdgeClassifierError."""
+    seams = seams or Seams()
+    started = seams.clock()
+    topics = Topics(config.mqtt.prefix, config.device)
+    if seams.source is None:
+        check_source(config.source)
+    # A bad CA file is a configuration error, found before the model loads.
+    tls = tls_context(config.mqtt.ca_file) if config.mqtt.tls and seams.publisher is None else None
+    notifier = stack.enter_context(seams.notifier or Notifier())
+    classifier, model = seams.model or open_classifier(config.model)
+    stack.callback(classifier.close)  # the loop may swap models: it closes the one serving (below)
+    publisher = seams.publisher or open_publisher(config, topics, tls, stop)
+    stack.callback(publisher.close)
+    source = seams.source or OpenCVSource(config.source)
+    stack.callback(source.close)
+    stack.callback(notifier.stopping)
+    settings = LiveSettings.resolve(config.result, classifier)
+    mqtt = config.mqtt
+    now = seams.clock()
+    reporter = Reporter(
+        topics, mqtt.qos, settings.heartbeat_s,
+        1.0 / mqtt.inference_max_hz if mqtt.publish_inference else None, mqtt.metrics_interval_s, now,
+    )  # fmt: skip
+    metrics = Metrics(seams.clock)
+    inbox = Inbox()
+    state = RuntimeState(model, source.stats(), publisher.stats())
+    parts = LoopParts(
+        config.device, source, publisher, classifier, model, settings, reporter, metrics, notifier, inbox, state,
+        seams.clock,
+    )  # fmt: skip
+    loop = MainLoop(parts)
+    stack.callback(loop.close)
+    stack.callback(inbox.close)
+    logger.info(
+        "device %s: %s -> %s %s (unknown below %.2f) -> mqtt %s:%d %s/# (start-up %.2fs)",
+        config.device, config.source.uri, model.name, model.version, settings.min_score,
+        mqtt.host, mqtt.port, topics.base, seams.clock() - started,
+    )  # fmt: skip
+    return Service(loop, inbox, state, metrics)
+
+
 def run_service(config: Config, stop: threading.Event) -> str:
     """Run until stopped or a finite source ends; start-up problems raise EdgeClassifierError."""
-    started = time.monotonic()
-    device_id = config.device
-    topics = Topics(config.mqtt.prefix, device_id)
-    check_source(config.source)
-    tls = tls_context(config.mqtt.ca_file) if config.mqtt.tls else None
     with contextlib.ExitStack() as stack:
-        notifier = stack.enter_context(Notifier())
-        classifier, model = open_classifier(config.model)
-        stack.enter_context(classifier)
-        mqtt = config.mqtt
-        publisher = stack.enter_context(
-            MqttPublisher(
-                mqtt.host, mqtt.port, topics.client_id, topics.status,
-                username=mqtt.username, password=mqtt_password(mqtt), tls=tls,
-                keepalive_s=mqtt.keepalive_s,
-                reconnect_min_s=mqtt.reconnect_min_s, reconnect_max_s=mqtt.reconnect_max_s,
-            )
-        )  # fmt: skip
-        if not wait_for_broker(publisher, mqtt.connect_wait_s, stop) and not stop.is_set():
-            logger.warning("broker %s:%d not reachable yet; classifying anyway and retrying", mqtt.host, mqtt.port)
-        source = stack.enter_context(OpenCVSource(config.source))
-        stack.callback(notifier.stopping)
-        threshold = min_score(config.result, classifier)
-        logger.info(
-            "device %s: %s -> %s %s (unknown below %.2f) -> mqtt %s:%d %s/# (start-up %.2fs)",
-            device_id, config.source.uri, model.name, model.version, threshold, mqtt.host, mqtt.port, topics.base,
-            time.monotonic() - started,
-        )  # fmt: skip
-        now = time.monotonic()
-        reporter = Reporter(
-            publisher, topics, mqtt.qos, config.result.heartbeat_s,
-            1.0 / mqtt.inference_max_hz if mqtt.publish_inference else None, mqtt.metrics_interval_s, now,
-        )  # fmt: skip
-        return run_loop(
-            LoopSettings(device_id, model, config.result.top_k),
-            source, classifier, publisher, reporter,
-            Voter(config.result.vote_window, threshold), Metrics(), notifier, stop,
-        )  # fmt: skip
+        return build_service(config, stack, stop).loop.run(stop)

@@ -1,4 +1,4 @@
-"""The main loop: freshest frame -> classify -> vote -> publish, until stopped or the source ends."""
+"""The main loop, sole owner of the model: freshest frame -> classify -> vote -> messages; the inbox between frames."""
 
 from __future__ import annotations
 
@@ -8,92 +8,132 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from edge_classifier.capture.source import FrameSource
+from edge_classifier.capture.source import Frame, FrameSource
 from edge_classifier.model.classifier import Classifier
+from edge_classifier.model.identity import ModelInfo
 from edge_classifier.mqtt.client import Publisher
+from edge_classifier.service.frame_result import FrameInfo, FrameResult, StageTimings
+from edge_classifier.service.inbox import Inbox
+from edge_classifier.service.live_settings import LiveSettings
 from edge_classifier.service.metrics import Metrics
 from edge_classifier.service.notify import Notifier
-from edge_classifier.service.payloads import ModelInfo, Reporter, metrics_payload
+from edge_classifier.service.reporter import Reporter
+from edge_classifier.service.requests import serve_request
+from edge_classifier.service.state import RuntimeState
 from edge_classifier.service.voting import Voter
 
 logger = logging.getLogger(__name__)
-FRAME_WAIT_S = 0.25  # how long one iteration waits for a frame before doing housekeeping
+# How long one iteration waits for a frame before serving the inbox and housekeeping: short, so that a
+# request waits little while no camera delivers frames.
+FRAME_WAIT_S = 0.05
 
 
-@dataclass(frozen=True)
-class LoopSettings:
+@dataclass
+class LoopParts:
+    """What the composition root wires into the loop; the loop owns `classifier` and closes it."""
+
     device_id: str
+    source: FrameSource
+    publisher: Publisher
+    classifier: Classifier
     model: ModelInfo
-    top_k: int
+    settings: LiveSettings
+    reporter: Reporter
+    metrics: Metrics
+    notifier: Notifier
+    inbox: Inbox
+    state: RuntimeState
+    clock: Callable[[], float] = time.monotonic
 
 
-def run_loop(
-    settings: LoopSettings,
-    source: FrameSource,
-    classifier: Classifier,
-    publisher: Publisher,
-    reporter: Reporter,
-    voter: Voter,
-    metrics: Metrics,
-    notifier: Notifier,
-    stop: threading.Event,
-    clock: Callable[[], float] = time.monotonic,
-) -> str:
-    """Run until `stop` is set ("stopped") or a finite source has no more frames ("ended")."""
-    ready = False
-    camera_state = ""
-    while not stop.is_set():
-        if publisher.service():
-            reporter.republish_last()
-        frame = source.get(FRAME_WAIT_S)
-        if frame is None and source.ended:
-            logger.info("source ended after %d frames", metrics.frames_total)
+def classify_frame(
+    classifier: Classifier, frame: Frame, top_k: int, clock: Callable[[], float] = time.monotonic
+) -> FrameResult:
+    """One camera frame through the model: its best labels and what each stage cost."""
+    classification = classifier.classify(frame.image_bgr)
+    t0 = clock()
+    top = classification.top_k(classifier.labels, top_k)
+    postprocess_s = classification.postprocess_s + clock() - t0
+    timings = StageTimings(
+        1000 * frame.decode_s,
+        1000 * classification.preprocess_s,
+        1000 * classification.inference_s,
+        1000 * postprocess_s,
+    )
+    height, width = frame.image_bgr.shape[:2]
+    info = FrameInfo(frame.index, frame.captured_at, height, width)
+    return FrameResult(info, top, timings, 1000 * (clock() - frame.captured_at))
+
+
+class MainLoop:
+    """Runs on one thread; everything else reaches the model through `parts.inbox`."""
+
+    def __init__(self, parts: LoopParts):
+        self.parts = parts
+        self.voter = Voter(parts.settings.vote_window, parts.settings.min_score)
+        self._metrics_reader = parts.metrics.reader()
+        self._ready = False
+        self._camera_state = ""
+
+    def run(self, stop: threading.Event) -> str:
+        """Run until `stop` is set ("stopped") or a finite source has no more frames ("ended")."""
+        while not stop.is_set():
+            if self.step() == "ended":
+                return "ended"
+        return "stopped"
+
+    def step(self) -> str | None:
+        """One iteration: a frame if one comes within FRAME_WAIT_S, the waiting requests, housekeeping."""
+        parts = self.parts
+        if parts.publisher.service():
+            for message in parts.reporter.republish():
+                parts.publisher.send(message)
+        frame = parts.source.get(FRAME_WAIT_S)
+        if frame is None and parts.source.ended:
+            self._serve_inbox()
+            logger.info("source ended after %d frames", parts.metrics.frames_total)
+            self._housekeeping(force_metrics=True)
             return "ended"
         if frame is not None:
-            result = classifier.classify(frame.image_bgr)
-            t0 = clock()
-            top = result.top_k(classifier.labels, settings.top_k)
-            changed = voter.update(*top[0])
-            postprocess_s = result.postprocess_s + clock() - t0
-            timing = {
-                "capture": 1000 * frame.decode_s,
-                "preprocess": 1000 * result.preprocess_s,
-                "inference": 1000 * result.inference_s,
-                "postprocess": 1000 * postprocess_s,
-            }
-            timing["total"] = sum(timing.values())
-            now = clock()
-            frame_age_ms = 1000 * (now - frame.captured_at)
-            fields = {
-                "device_id": settings.device_id,
-                "label": voter.label,
-                "score": voter.score,
-                "top_k": top,
-                "model": settings.model,
-                "frame_age_ms": frame_age_ms,
-                "timing_ms": timing,
-            }
-            if changed or reporter.heartbeat_due(now):
-                payload = reporter.result(fields, now)
-                if changed:
-                    logger.info("stable label: %s (%.2f) seq %d", voter.label, voter.score, payload["seq"])
-            if reporter.inference_due(now):
-                reporter.inference(
-                    {**fields, "label": top[0][0], "score": top[0][1], "model": settings.model.as_dict()}, now
-                )
-            timing["publish"] = 1000 * (clock() - now)
-            metrics.record(timing, frame_age_ms)
-            if not ready:
-                ready = True
-                notifier.ready(f"classifying {settings.model.name}")
-            notifier.watchdog(now)
+            self._on_frame(frame)
+        self._serve_inbox()
+        self._housekeeping(force_metrics=False)
+        return None
+
+    def _on_frame(self, frame: Frame) -> None:
+        parts, clock = self.parts, self.parts.clock
+        result = classify_frame(parts.classifier, frame, parts.settings.top_k, clock)
+        changed = self.voter.update(*result.best)
         now = clock()
-        stats = source.stats()
-        if reporter.metrics_due(now) or stats.state != camera_state:
-            if stats.state != camera_state and camera_state:
-                logger.info("camera state: %s -> %s", camera_state, stats.state)
-            camera_state = stats.state
-            payload = metrics_payload(settings.device_id, metrics.snapshot(), stats, publisher.stats())
-            reporter.metrics(payload, now)
-            notifier.status(f"{payload['fps']} fps, camera {stats.state}, label {voter.label}")
-    return "stopped"
+        messages = parts.reporter.for_frame(result, self.voter.stable, changed, parts.model, parts.device_id, now)
+        for message in messages:
+            parts.publisher.send(message)
+        if changed:
+            logger.info("stable label: %s (%.2f) seq %d", self.voter.label, self.voter.score, parts.reporter.seq)
+        parts.metrics.record(result.timings, 1000 * (clock() - now), result.frame_age_ms)
+        parts.state.frame_done(result, frame.image_bgr, self.voter.stable, parts.reporter.last_result)
+        if not self._ready:
+            self._ready = True
+            parts.notifier.ready(f"classifying {parts.model.name}")
+        parts.notifier.watchdog(now)
+
+    def _serve_inbox(self) -> None:
+        while (request := self.parts.inbox.take()) is not None:
+            serve_request(self, request)
+
+    def _housekeeping(self, force_metrics: bool) -> None:
+        parts = self.parts
+        now = parts.clock()
+        source, publisher = parts.source.stats(), parts.publisher.stats()
+        parts.state.connections(source, publisher)
+        if force_metrics or parts.reporter.metrics_due(now) or source.state != self._camera_state:
+            if source.state != self._camera_state and self._camera_state:
+                logger.info("camera state: %s -> %s", self._camera_state, source.state)
+            self._camera_state = source.state
+            summary = self._metrics_reader.read()
+            parts.publisher.send(parts.reporter.for_metrics(summary, source, publisher, parts.device_id, now))
+            parts.notifier.status(f"{summary.fps} fps, camera {source.state}, label {self.voter.label}")
+
+    def close(self) -> None:
+        """Close the model the loop owns (after a swap, the one serving); idempotent."""
+        self.parts.classifier.close()

@@ -1,43 +1,68 @@
-"""Per-stage timing windows and process statistics for the `metrics` topic."""
+"""Per-stage timings and process figures that several readers (MQTT, Prometheus, a web page) read independently."""
 
 from __future__ import annotations
 
 import os
+import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-STAGES = ("capture", "preprocess", "inference", "postprocess", "publish", "total")
+from edge_classifier.service.frame_result import STAGES, StageTimings
+
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+WINDOW_CAPACITY = 4096  # samples kept per stage; a reader that waits longer sees the latest this many
+
+
+@dataclass(frozen=True)
+class WindowSummary:
+    p50: float
+    p95: float
+    max: float
+    mean: float
+
+
+@dataclass(frozen=True)
+class MetricsSummary:
+    """What one reader saw since its previous read (timings) or since start (totals)."""
+
+    window_s: float
+    fps: float
+    frames_processed: int
+    timing_ms: dict[str, WindowSummary | None]
+    frame_age_ms: WindowSummary | None
+    cpu_percent: float
+    rss_bytes: int
+    uptime_s: float
+    soc_temperature_c: float | None
 
 
 class Window:
-    """A fixed-size ring of samples (milliseconds); no allocation per sample."""
+    """A fixed-size ring of samples (milliseconds) numbered from 0; no allocation per sample."""
 
-    def __init__(self, capacity: int = 4096):
+    def __init__(self, capacity: int = WINDOW_CAPACITY):
         self._values = np.zeros(capacity, dtype=np.float64)
-        self._count = 0
+        self.count = 0
 
     def add(self, value: float) -> None:
-        self._values[self._count % len(self._values)] = value
-        self._count += 1
+        self._values[self.count % len(self._values)] = value
+        self.count += 1
 
-    def summary(self) -> dict[str, float] | None:
-        if not self._count:
+    def summary(self, since: int = 0) -> WindowSummary | None:
+        """Percentiles of the samples numbered `since` and later (at most the last `capacity`)."""
+        n = min(self.count - since, len(self._values))
+        if n <= 0:
             return None
-        values = self._values[: min(self._count, len(self._values))]
+        end = self.count % len(self._values)
+        positions = (np.arange(end - n, end)) % len(self._values)
+        values = self._values[positions]
         p50, p95 = np.percentile(values, (50, 95))
-        return {
-            "p50": round(float(p50), 3),
-            "p95": round(float(p95), 3),
-            "max": round(float(values.max()), 3),
-            "mean": round(float(values.mean()), 3),
-        }
-
-    def reset(self) -> None:
-        self._count = 0
+        return WindowSummary(
+            round(float(p50), 3), round(float(p95), 3), round(float(values.max()), 3), round(float(values.mean()), 3)
+        )
 
 
 def rss_bytes() -> int:
@@ -58,41 +83,61 @@ def soc_temperature_c(root: Path = Path("/sys/class/thermal")) -> float | None:
 
 
 class Metrics:
-    """Counts and timing windows since the last snapshot; totals since start."""
+    """Written by the main loop, read by any thread through its own MetricsReader."""
 
-    def __init__(self, clock: Any = time.monotonic):
+    def __init__(self, clock: Callable[[], float] = time.monotonic):
         self._clock = clock
+        self._lock = threading.Lock()
         self.started = clock()
-        self.stages = {stage: Window() for stage in STAGES}
-        self.frame_age = Window()
-        self.frames_total = 0
-        self._window_frames = 0
-        self._window_start = self.started
-        self._cpu_start = time.process_time()
+        self._stages = {stage: Window() for stage in STAGES}
+        self._frame_age = Window()
 
-    def record(self, timings_ms: dict[str, float], frame_age_ms: float) -> None:
-        for stage, value in timings_ms.items():
-            self.stages[stage].add(value)
-        self.frame_age.add(frame_age_ms)
-        self.frames_total += 1
-        self._window_frames += 1
+    @property
+    def frames_total(self) -> int:
+        return self._frame_age.count
 
-    def snapshot(self) -> dict[str, Any]:
-        """The timing/process part of a metrics payload; starts a new window."""
+    def record(self, timings: StageTimings, publish_ms: float, frame_age_ms: float) -> None:
+        with self._lock:
+            for stage, value in timings.by_stage().items():
+                self._stages[stage].add(value)
+            self._stages["publish"].add(publish_ms)
+            self._frame_age.add(frame_age_ms)
+
+    def reader(self) -> MetricsReader:
+        """A new reader whose first window starts now."""
+        return MetricsReader(self, self._clock)
+
+    def summary(self, since_frame: int, window_s: float, cpu_percent: float, now: float) -> MetricsSummary:
+        with self._lock:
+            frames = self._frame_age.count
+            timing = {stage: window.summary(since_frame) for stage, window in self._stages.items()}
+            age = self._frame_age.summary(since_frame)
+        return MetricsSummary(
+            window_s=round(window_s, 3),
+            fps=round((frames - since_frame) / max(window_s, 1e-9), 2),
+            frames_processed=frames,
+            timing_ms=timing,
+            frame_age_ms=age,
+            cpu_percent=round(cpu_percent, 1),
+            rss_bytes=rss_bytes(),
+            uptime_s=round(now - self.started, 1),
+            soc_temperature_c=soc_temperature_c(),
+        )
+
+
+class MetricsReader:
+    """One consumer's view: each read() covers the frames since this reader's previous read()."""
+
+    def __init__(self, metrics: Metrics, clock: Callable[[], float]):
+        self._metrics = metrics
+        self._clock = clock
+        self._since_frame = metrics.frames_total
+        self._since = clock()
+        self._cpu_since = time.process_time()
+
+    def read(self) -> MetricsSummary:
         now, cpu = self._clock(), time.process_time()
-        elapsed = max(now - self._window_start, 1e-9)
-        payload = {
-            "window_s": round(elapsed, 3),
-            "fps": round(self._window_frames / elapsed, 2),
-            "frames_processed": self.frames_total,
-            "timing_ms": {stage: window.summary() for stage, window in self.stages.items()},
-            "frame_age_ms": self.frame_age.summary(),
-            "cpu_percent": round(100.0 * (cpu - self._cpu_start) / elapsed, 1),
-            "rss_bytes": rss_bytes(),
-            "uptime_s": round(now - self.started, 1),
-            "soc_temperature_c": soc_temperature_c(),
-        }
-        for window in (*self.stages.values(), self.frame_age):
-            window.reset()
-        self._window_frames, self._window_start, self._cpu_start = 0, now, cpu
-        return payload
+        elapsed = max(now - self._since, 1e-9)
+        summary = self._metrics.summary(self._since_frame, elapsed, 100.0 * (cpu - self._cpu_since) / elapsed, now)
+        self._since_frame, self._since, self._cpu_since = summary.frames_processed, now, cpu
+        return summary

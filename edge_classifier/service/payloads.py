@@ -1,64 +1,96 @@
-"""Result, label, inference and metrics messages: payload shapes and when each is due."""
+"""Pure payload builders: result, label, inference and metrics messages from typed values."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import asdict
 from datetime import datetime, timezone
 from typing import Any
 
 from edge_classifier.capture.source import SourceStats
-from edge_classifier.mqtt.client import Publisher, PublisherStats
+from edge_classifier.model.classification import LabelScore
+from edge_classifier.model.identity import ModelInfo
+from edge_classifier.mqtt.client import PublisherStats
 from edge_classifier.mqtt.topics import Topics
+from edge_classifier.service.frame_result import FrameResult, StableLabel
+from edge_classifier.service.messages import Message
+from edge_classifier.service.metrics import MetricsSummary
 
 RESULT_SCHEMA = "edge-classifier/result/v1"
+INFERENCE_SCHEMA = "edge-classifier/inference/v1"
 METRICS_SCHEMA = "edge-classifier/metrics/v1"
 
 
 def utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return utc_timestamp(datetime.now(timezone.utc))
 
 
-@dataclass(frozen=True)
-class ModelInfo:
-    name: str
-    version: str
-    sha256: str
-
-    def as_dict(self) -> dict[str, str]:
-        return {"name": self.name, "version": self.version, "sha256": self.sha256}
+def utc_timestamp(moment: datetime) -> str:
+    """ISO 8601 with milliseconds and a Z, as every schema's `ts` requires."""
+    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def result_payload(
-    seq: int,
-    device_id: str,
-    label: str,
-    score: float,
-    top_k: list[tuple[str, float]],
-    model: ModelInfo,
-    frame_age_ms: float,
-    timing_ms: dict[str, float],
+def top_k_document(top_k: tuple[LabelScore, ...]) -> list[dict[str, Any]]:
+    return [{"label": pair.label, "score": round(pair.score, 4)} for pair in top_k]
+
+
+def timing_document(result: FrameResult) -> dict[str, float]:
+    return {stage: round(ms, 3) for stage, ms in result.timings.by_stage().items()}
+
+
+def result_document(
+    seq: int, ts: str, device_id: str, stable: StableLabel, result: FrameResult, model: ModelInfo
 ) -> dict[str, Any]:
+    """The `result` payload: the stable label with the latest frame's top-k and timings."""
     return {
         "schema": RESULT_SCHEMA,
         "seq": seq,
-        "ts": utc_now(),
+        "ts": ts,
         "device_id": device_id,
-        "label": label,
-        "score": round(score, 4),
-        "top_k": [{"label": name, "score": round(value, 4)} for name, value in top_k],
+        "label": stable.label,
+        "score": round(stable.score, 4),
+        "top_k": top_k_document(result.top_k),
         "model": model.as_dict(),
-        "frame_age_ms": round(frame_age_ms, 2),
-        "timing_ms": {stage: round(value, 3) for stage, value in timing_ms.items()},
+        "frame_age_ms": round(result.frame_age_ms, 2),
+        "timing_ms": timing_document(result),
     }
 
 
-def metrics_payload(
-    device_id: str, timing: dict[str, Any], source: SourceStats, publisher: PublisherStats
-) -> dict[str, Any]:
-    return {
+def result_messages(topics: Topics, qos: int, document: dict[str, Any]) -> tuple[Message, Message]:
+    """The retained `result` and the bare `label` for one result document."""
+    return (
+        Message(topics.result, json.dumps(document), qos, retain=True),
+        Message(topics.label, str(document["label"]), qos, retain=True),
+    )
+
+
+def inference_message(
+    topics: Topics, seq: int, ts: str, device_id: str, result: FrameResult, model: ModelInfo
+) -> Message:
+    """One frame's own top-1 (not voted), rate-limited by the caller; never retained."""
+    document = {
+        "schema": INFERENCE_SCHEMA,
+        "seq": seq,
+        "ts": ts,
+        "device_id": device_id,
+        "frame_index": result.frame.index,
+        "label": result.best.label,
+        "score": round(result.best.score, 4),
+        "top_k": top_k_document(result.top_k),
+        "model": model.as_dict(),
+        "frame_age_ms": round(result.frame_age_ms, 2),
+        "timing_ms": timing_document(result),
+    }
+    return Message(topics.inference, json.dumps(document), qos=0)
+
+
+def metrics_message(
+    topics: Topics, ts: str, device_id: str, summary: MetricsSummary, source: SourceStats, publisher: PublisherStats
+) -> Message:
+    timing = asdict(summary)
+    document = {
         "schema": METRICS_SCHEMA,
-        "ts": utc_now(),
+        "ts": ts,
         "device_id": device_id,
         **timing,
         "frames_dropped": source.frames_dropped,
@@ -70,63 +102,4 @@ def metrics_payload(
             "publish_skipped": publisher.publish_skipped,
         },
     }
-
-
-class Reporter:
-    """Publishes results on change and heartbeat, per-frame inferences rate-limited, and metrics."""
-
-    def __init__(self, publisher: Publisher, topics: Topics, qos: int, heartbeat_s: float,
-                 inference_min_interval_s: float | None, metrics_interval_s: float, now: float):  # fmt: skip
-        self._publisher = publisher
-        self._topics = topics
-        self._qos = qos
-        self._heartbeat_s = heartbeat_s
-        self._inference_interval = inference_min_interval_s
-        self._metrics_interval = metrics_interval_s
-        self._seq = 0
-        self._last_result: dict[str, Any] | None = None
-        self._last_result_at = now
-        self._last_inference_at = float("-inf")
-        self._next_metrics_at = now + metrics_interval_s
-
-    @property
-    def seq(self) -> int:
-        return self._seq
-
-    def result(self, payload_fields: dict[str, Any], now: float) -> dict[str, Any]:
-        """Publish a stable result (retained) and the bare label; returns the payload."""
-        self._seq += 1
-        payload = result_payload(seq=self._seq, **payload_fields)
-        self._last_result, self._last_result_at = payload, now
-        self._send_result(payload)
-        return payload
-
-    def _send_result(self, payload: dict[str, Any]) -> None:
-        self._publisher.publish(self._topics.result, json.dumps(payload), qos=self._qos, retain=True)
-        self._publisher.publish(self._topics.label, payload["label"], qos=self._qos, retain=True)
-
-    def heartbeat_due(self, now: float) -> bool:
-        """True on the first frame (dashboards get a value at once) and every heartbeat_s after."""
-        return self._last_result is None or now - self._last_result_at >= self._heartbeat_s
-
-    def republish_last(self) -> None:
-        """After a reconnect the broker may have lost retained messages: send the current state again."""
-        if self._last_result is not None:
-            self._send_result(self._last_result)
-
-    def inference_due(self, now: float) -> bool:
-        """True when the inference topic is on and its rate limit allows a message now."""
-        return self._inference_interval is not None and now - self._last_inference_at >= self._inference_interval
-
-    def inference(self, payload: dict[str, Any], now: float) -> None:
-        if not self.inference_due(now):
-            return
-        self._last_inference_at = now
-        self._publisher.publish(self._topics.inference, json.dumps(payload), qos=0)
-
-    def metrics_due(self, now: float) -> bool:
-        return now >= self._next_metrics_at
-
-    def metrics(self, payload: dict[str, Any], now: float) -> None:
-        self._next_metrics_at = now + self._metrics_interval
-        self._publisher.publish(self._topics.metrics, json.dumps(payload), qos=0)
+    return Message(topics.metrics, json.dumps(document), qos=0)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections import Counter, deque
 
+from edge_classifier.service.frame_result import StableLabel
+
 UNKNOWN = "unknown"
 
 
@@ -20,6 +22,10 @@ class Voter:
         self._votes: deque[tuple[str, float]] = deque(maxlen=window)
         self.label = UNKNOWN
         self.score = 0.0
+
+    @property
+    def stable(self) -> StableLabel:
+        return StableLabel(self.label, self.score)
 
     def update(self, label: str, score: float) -> bool:
         """Add one frame's top-1; True when the stable label changed."""

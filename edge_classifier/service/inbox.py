@@ -1,0 +1,102 @@
+"""The main loop's inbox: requests from other threads, each with a future for its answer, served between frames."""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from edge_classifier.config.settings import ResultConfig
+from edge_classifier.errors import BusyError, StoppedError
+from edge_classifier.model.classification import LabelScore
+from edge_classifier.model.classifier import Classifier
+from edge_classifier.model.identity import ModelInfo
+from edge_classifier.service.live_settings import LiveSettings
+
+DEFAULT_CAPACITY = 8
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The answer to a predict request: best labels, the model that gave them and its stage times."""
+
+    top_k: tuple[LabelScore, ...]
+    model: ModelInfo
+    preprocess_ms: float
+    inference_ms: float
+    postprocess_ms: float
+
+
+@dataclass(frozen=True)
+class PredictRequest:
+    """Classify one image (not a camera frame) with the serving model."""
+
+    image_bgr: npt.NDArray[np.uint8]
+    top_k: int
+    reply: Future[Prediction] = field(default_factory=Future)
+
+
+@dataclass(frozen=True)
+class SettingsRequest:
+    """Replace the live result settings (top-k, vote window, min score, heartbeat); answered with what is in force."""
+
+    result: ResultConfig
+    reply: Future[LiveSettings] = field(default_factory=Future)
+
+
+@dataclass(frozen=True)
+class SwapModelRequest:
+    """Load a model on the loop's thread and serve it from the next frame; the old one keeps serving on failure."""
+
+    load: Callable[[], tuple[Classifier, ModelInfo]]
+    reply: Future[ModelInfo] = field(default_factory=Future)
+
+
+Request = PredictRequest | SettingsRequest | SwapModelRequest
+
+
+class Inbox:
+    """A bounded queue: a full inbox refuses at once (BusyError) rather than growing a backlog."""
+
+    def __init__(self, capacity: int = DEFAULT_CAPACITY):
+        self._queue: queue.Queue[Request] = queue.Queue(maxsize=capacity)
+        self._closed = False
+        # Held by submit() and close() so that no request slips in after close() has drained the queue.
+        self._lock = threading.Lock()
+
+    def submit(self, request: Request) -> Future[Any]:
+        """Queue a request; its future resolves once the loop has served it."""
+        with self._lock:
+            if self._closed:
+                raise StoppedError("the service is stopping")
+            try:
+                self._queue.put_nowait(request)
+            except queue.Full:
+                raise BusyError(f"{self._queue.maxsize} requests are already waiting for the main loop") from None
+        return request.reply
+
+    def take(self) -> Request | None:
+        """The next waiting request, or None (the loop's side; never blocks)."""
+        try:
+            return self._queue.get_nowait()
+        except queue.Empty:
+            return None
+
+    def close(self) -> None:
+        """Refuse new requests and fail the waiting ones, so no caller waits for a loop that has stopped."""
+        with self._lock:
+            self._closed = True
+        while (request := self.take()) is not None:
+            request.reply.set_exception(StoppedError("the service stopped before serving the request"))
+
+    def __enter__(self) -> Inbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,84 @@
+"""Serving the inbox's requests on the main loop's thread: predict, settings change, model swap."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from edge_classifier.errors import EdgeClassifierError, InputError
+from edge_classifier.service.inbox import Prediction, PredictRequest, Request, SettingsRequest, SwapModelRequest
+from edge_classifier.service.live_settings import LiveSettings
+from edge_classifier.service.voting import Voter
+
+if TYPE_CHECKING:
+    from edge_classifier.service.loop import MainLoop
+
+logger = logging.getLogger(__name__)
+
+
+def serve_request(loop: MainLoop, request: Request) -> None:
+    """Answer one request through its future; a refused request never stops the loop."""
+    if not request.reply.set_running_or_notify_cancel():
+        return  # the caller gave up waiting
+    if isinstance(request, PredictRequest):
+        predict(loop, request)
+    elif isinstance(request, SettingsRequest):
+        change_settings(loop, request)
+    else:
+        swap_model(loop, request)
+
+
+def predict(loop: MainLoop, request: PredictRequest) -> None:
+    image = request.image_bgr
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        shape = getattr(image, "shape", None)
+        request.reply.set_exception(InputError(f"expected an HxWx3 8-bit BGR image, got shape {shape}"))
+        return
+    classifier = loop.parts.classifier
+    result = classifier.classify(image)
+    top = result.top_k(classifier.labels, request.top_k)
+    request.reply.set_result(
+        Prediction(
+            top, loop.parts.model, 1000 * result.preprocess_s, 1000 * result.inference_s, 1000 * result.postprocess_s
+        )
+    )
+
+
+def change_settings(loop: MainLoop, request: SettingsRequest) -> None:
+    parts = loop.parts
+    settings = LiveSettings.resolve(request.result, parts.classifier)
+    apply_settings(loop, settings)
+    logger.info(
+        "settings: top_k %d, vote window %d, min score %.2f, heartbeat %.1fs",
+        settings.top_k, settings.vote_window, settings.min_score, settings.heartbeat_s,
+    )  # fmt: skip
+    request.reply.set_result(settings)
+
+
+def apply_settings(loop: MainLoop, settings: LiveSettings) -> None:
+    """A new vote starts (its window or threshold may differ); the heartbeat applies from the next frame."""
+    parts = loop.parts
+    parts.settings = settings
+    parts.reporter.heartbeat_s = settings.heartbeat_s
+    if (settings.vote_window, settings.min_score) != (loop.voter.window, loop.voter.min_score):
+        loop.voter = Voter(settings.vote_window, settings.min_score)
+
+
+def swap_model(loop: MainLoop, request: SwapModelRequest) -> None:
+    """Load on this thread, so only the loop ever touches an interpreter; the old model serves on any failure."""
+    parts = loop.parts
+    try:
+        classifier, model = request.load()
+    except EdgeClassifierError as exc:
+        logger.warning("model swap refused, still serving %s %s: %s", parts.model.name, parts.model.version, exc)
+        request.reply.set_exception(exc)
+        return
+    old, parts.classifier, parts.model = parts.classifier, classifier, model
+    old.close()
+    apply_settings(loop, LiveSettings.resolve(parts.settings.configured, classifier))
+    loop.voter = Voter(parts.settings.vote_window, parts.settings.min_score)  # the labels may differ: a new vote
+    parts.state.model_changed(model, loop.voter.stable)
+    logger.info("now serving model %s %s", model.name, model.version)
+    request.reply.set_result(model)
