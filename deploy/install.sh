@@ -268,7 +268,7 @@ install_unit() {
 do_install() {
     check_os
     [[ -n $ROOT ]] || ((DRY_RUN)) || [[ $(id -u) == 0 ]] || die "run as root (sudo $0), or use --dry-run or --root DIR"
-    [[ -f $MANIFEST ]] || die "model manifest $MANIFEST not found: build the model (models/build.py) or pass --model"
+    [[ -f $MANIFEST ]] || die "model manifest $MANIFEST not found: build the model (edge-classifier-build) or pass --model"
     [[ -f $CONFIG_EXAMPLE || -e $ETC/config.yaml ]] || die "configuration example $CONFIG_EXAMPLE not found"
     [[ -f $UNIT_SOURCE ]] || die "unit file $UNIT_SOURCE not found"
     # Checked before apt when there is a Python already, so that a refusal changes nothing.

@@ -1,4 +1,4 @@
-"""`python models/build.py`: train a MobileNet, convert it (full int8 by default), evaluate and package it."""
+"""`edge-classifier-build`: train a MobileNet, convert it (full int8 by default), evaluate and package it."""
 
 from __future__ import annotations
 
@@ -9,17 +9,20 @@ import sys
 import time
 from pathlib import Path
 
-from edge_classifier.errors import EdgeClassifierError, InputError
+from edge_classifier.errors import EdgeClassifierError
 
 from . import pipeline
+from .build_options import PROGRAM, BuildOptions
 from .data import FASHION_DIR
 from .options import ARCHITECTURES, add_optimization_arguments
+from .paths import MODELS_DIR
 
-logger = logging.getLogger("ecbuild")
+logger = logging.getLogger(__name__)
 
 
-def parse_args(argv: list[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="build.py", description=__doc__)
+def parse_args(argv: list[str]) -> BuildOptions:
+    """The checked options; argparse exits with a usage error (status 2) on a bad one."""
+    p = argparse.ArgumentParser(prog=PROGRAM, description=__doc__)
     src = p.add_argument_group("data")
     src.add_argument("--image-dir", type=Path, help="train on DIR/<label>/*.jpg|png instead of Fashion-MNIST")
     src.add_argument("--data-dir", type=Path, default=FASHION_DIR, help="folder with the four Fashion-MNIST .gz files")
@@ -83,7 +86,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     o = p.add_argument_group("output")
     o.add_argument("--name", default="fashion-mobilenetv2")
     o.add_argument("--model-version", default="1.0.0")
-    o.add_argument("--output-dir", type=Path, default=Path(__file__).resolve().parent.parent)
+    o.add_argument("--output-dir", type=Path, default=MODELS_DIR)
     o.add_argument("--calibration-images", type=int, default=500, help="representative images for int8 calibration")
     o.add_argument("--selftest-per-class", type=int, default=1)
     o.add_argument("--float-twin", type=Path, help="also write the float32 .tflite here (for benchmarks)")
@@ -124,7 +127,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     unwritable = unwritable_output(args)
     if unwritable:
         p.error(unwritable)
-    return args
+    return BuildOptions.from_namespace(args, argv)
 
 
 def unwritable_output(args: argparse.Namespace) -> str | None:
@@ -145,31 +148,26 @@ def unwritable_output(args: argparse.Namespace) -> str | None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    args = parse_args(argv)
+    options = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     started = time.monotonic()
     try:
-        summary = pipeline.build(args, argv)
+        summary = pipeline.build(options)
     except EdgeClassifierError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
     except Exception as exc:
+        # convert imports TensorFlow: only looked up once something has failed.
         from .convert import ConversionError
 
         if isinstance(exc, ConversionError):
             print(f"error: {exc}", file=sys.stderr)
             return 1
         raise
-    kind = summary["kind"]
-    print(
-        f"done in {time.monotonic() - started:.0f}s: float {summary['float_accuracy']:.2f}%, "
-        f"{kind} {summary['tflite_accuracy']:.2f}% "
-        f"({summary['tflite_accuracy'] - summary['float_accuracy']:+.2f} points), "
-        f"{summary['size'] / 1024:.0f} KiB, {kind} latency p50 {summary['latency']['p50']} ms, "
-        f"{summary['selftest']} self-test images -> {summary['manifest']}"
-    )
+    print(f"done in {time.monotonic() - started:.0f}s: {summary.text()}")
     return 0
 
 
-__all__ = ["InputError", "main"]
+if __name__ == "__main__":
+    sys.exit(main())

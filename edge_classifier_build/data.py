@@ -33,14 +33,17 @@ FASHION_FILES = {
 IDX_MAGIC = {3: 0x00000803, 1: 0x00000801}
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 
+# BGR uint8 frames: one array (N, H, W, 3) when they share a size (Fashion-MNIST), else a list of photos.
+Frames = list[npt.NDArray[np.uint8]] | npt.NDArray[np.uint8]
+
 
 @dataclass
 class Dataset:
     """Images as BGR uint8 frames (N, H, W, 3) of any size, integer labels and their names."""
 
-    train_bgr: list[npt.NDArray[np.uint8]] | npt.NDArray[np.uint8]
+    train_bgr: Frames
     train_labels: npt.NDArray[np.int64]
-    test_bgr: list[npt.NDArray[np.uint8]] | npt.NDArray[np.uint8]
+    test_bgr: Frames
     test_labels: npt.NDArray[np.int64]
     labels: tuple[str, ...]
     description: str
@@ -129,7 +132,7 @@ def read_images(files: list[Path]) -> list[npt.NDArray[np.uint8]]:
         image = cv2.imread(str(file), cv2.IMREAD_COLOR)
         if image is None:
             raise InputError(f"cannot read image {file}")
-        images.append(image)
+        images.append(np.asarray(image, dtype=np.uint8))  # IMREAD_COLOR gives uint8: no copy
     return images
 
 
@@ -173,11 +176,8 @@ def rename_labels(data: Dataset, names: str) -> Dataset:
 
 
 def subsample(
-    images: list[npt.NDArray[np.uint8]] | npt.NDArray[np.uint8],
-    labels: npt.NDArray[np.int64],
-    limit: int | None,
-    seed: int,
-) -> tuple[list[npt.NDArray[np.uint8]] | npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
+    images: Frames, labels: npt.NDArray[np.int64], limit: int | None, seed: int
+) -> tuple[Frames, npt.NDArray[np.int64]]:
     """A seeded random subset of at most LIMIT images (all of them when LIMIT is None)."""
     if limit is None or limit >= len(labels):
         return images, labels
@@ -187,11 +187,7 @@ def subsample(
     return [images[i] for i in keep], labels[keep]
 
 
-def to_pixels(
-    frames_bgr: list[npt.NDArray[np.uint8]] | npt.NDArray[np.uint8],
-    spec: Preprocessing,
-    size_hw: tuple[int, int],
-) -> npt.NDArray[np.uint8]:
+def to_pixels(frames_bgr: Frames, spec: Preprocessing, size_hw: tuple[int, int]) -> npt.NDArray[np.uint8]:
     """Every frame through the daemon's own crop/resize/colour path: (N, H, W, C) uint8."""
     out = np.empty((len(frames_bgr), *size_hw, spec.channels), dtype=np.uint8)
     for i, frame in enumerate(frames_bgr):

@@ -8,6 +8,7 @@ The cross-entropy term keeps the build's label smoothing, so alpha = 1 is exactl
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,8 +22,12 @@ from edge_classifier.errors import InputError, first_line
 from edge_classifier.model.preprocess import Preprocessing
 
 from . import architectures, train
+from .fitting import FitResult, fit
 
 logger = logging.getLogger(__name__)
+
+# A Keras loss or metric function: (one-hot targets, predictions) -> a tensor (tf.Tensor is untyped).
+TensorFunction = Callable[[Any, Any], Any]
 
 
 @dataclass(frozen=True)
@@ -50,7 +55,7 @@ def load_teacher(path: Path) -> keras.Model:
     return model
 
 
-def distillation_loss(num_classes: int, options: DistillOptions, label_smoothing: float) -> Any:
+def distillation_loss(num_classes: int, options: DistillOptions, label_smoothing: float) -> TensorFunction:
     """A Keras loss over y_pred = [student logits | teacher logits] and one-hot y_true."""
     temperature = float(options.temperature)
 
@@ -63,7 +68,7 @@ def distillation_loss(num_classes: int, options: DistillOptions, label_smoothing
     return loss
 
 
-def student_accuracy(num_classes: int) -> Any:
+def student_accuracy(num_classes: int) -> TensorFunction:
     """Accuracy of the student half of y_pred, reported under the usual `accuracy` key."""
 
     def accuracy(y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
@@ -97,7 +102,7 @@ def distill(
     options: train.TrainOptions,
     distill_options: DistillOptions,
     verbose: int = 1,
-) -> dict[str, Any]:
+) -> FitResult:
     """Train STUDENT in place on the distillation loss; same data, schedule and epochs as a plain build."""
     num_classes = int(student.output_shape[-1])
     if int(teacher.output_shape[-1]) != num_classes:
@@ -106,6 +111,6 @@ def distill(
     combined = teacher_student_model(student, teacher)
     ds, steps = train.one_hot_dataset(train_pixels, train_labels, num_classes, spec, options)
     loss = distillation_loss(num_classes, distill_options, options.label_smoothing)
-    return train.fit(
+    return fit(
         combined, ds, steps, options.epochs, options.learning_rate, loss, [student_accuracy(num_classes)], verbose
     )

@@ -1,5 +1,4 @@
-#!/usr/bin/env python3
-"""Write the committed real-photo evaluation set: every validation photo of clothing-dataset-small, square-cropped."""
+"""`edge-classifier-eval-set`: the committed real-photo evaluation set, clothing-dataset-small's validation photos."""
 
 from __future__ import annotations
 
@@ -7,6 +6,7 @@ import argparse
 import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -14,8 +14,9 @@ import numpy.typing as npt
 
 from edge_classifier.model.preprocess import crop_box
 
-ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_OUTPUT = ROOT / "tests" / "data" / "real-photos"
+from .paths import REAL_PHOTOS_DIR, shown
+
+PROGRAM = "edge-classifier-eval-set"
 REPOSITORY = "alexeygrigorev/clothing-dataset-small"
 
 # The dataset's class folders (sorted, so in the model's class order) and the labels the model shows.
@@ -33,11 +34,11 @@ LABELS = {
 }
 
 
-def square(image_bgr: npt.NDArray[np.uint8], size: int) -> npt.NDArray[np.uint8]:
+def square(image_bgr: npt.NDArray[Any], size: int) -> npt.NDArray[np.uint8]:
     """The daemon's centre crop to a square, resized with INTER_AREA as the daemon resizes."""
     y0, y1, x0, x1 = crop_box(image_bgr.shape[0], image_bgr.shape[1], size, size)
-    resized: npt.NDArray[np.uint8] = cv2.resize(image_bgr[y0:y1, x0:x1], (size, size), interpolation=cv2.INTER_AREA)
-    return resized
+    resized = cv2.resize(image_bgr[y0:y1, x0:x1], (size, size), interpolation=cv2.INTER_AREA)
+    return np.asarray(resized, dtype=np.uint8)
 
 
 def convert_folder(source: Path, output: Path, size: int, quality: int) -> int:
@@ -57,9 +58,8 @@ def convert_folder(source: Path, output: Path, size: int, quality: int) -> int:
 
 def command_line(output: Path, size: int, quality: int) -> str:
     """The command that remakes the set from a clone, so the README does not name this machine's paths."""
-    shown = output.resolve().relative_to(ROOT) if output.resolve().is_relative_to(ROOT) else output
     return (
-        f".venv/bin/python models/make_eval_set.py --source clothing-dataset-small/validation --output {shown} "
+        f".venv/bin/{PROGRAM} --source clothing-dataset-small/validation --output {shown(output)} "
         f"--size {size} --quality {quality}"
     )
 
@@ -74,10 +74,9 @@ whole `validation/` split of the public GitHub repository
 (real photos taken by people: flat lays, worn, on hangers). License: CC0 1.0, see `LICENSE`
 (copied from the dataset).
 
-Each photo was cropped to its largest centred square (`edge_classifier.preprocess.crop_box`, the
-daemon's own crop) and resized with `cv2.INTER_AREA`, so the daemon sees the same square as it
-would in the original photo. Made by `models/make_eval_set.py` (the same command writes the same
-bytes again):
+Each photo was cropped to its largest centred square (`edge_classifier.model.preprocess.crop_box`,
+the daemon's own crop) and resized with `cv2.INTER_AREA`, so the daemon sees the same square as it
+would in the original photo. Made by `{PROGRAM}` (the same command writes the same bytes again):
 
 ```sh
 git clone https://github.com/{REPOSITORY}
@@ -97,9 +96,9 @@ independent evaluation), so accuracy measured on this set is not an independent 
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog=PROGRAM, description=__doc__.splitlines()[0])
     p.add_argument("--source", type=Path, required=True, help="the dataset's validation folder (one folder per class)")
-    p.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
+    p.add_argument("--output", type=Path, default=REAL_PHOTOS_DIR)
     p.add_argument("--size", type=int, default=224, help="side of the square photos in pixels")
     p.add_argument("--quality", type=int, default=85, help="JPEG quality (85 keeps the 341 photos near 4 MB)")
     p.add_argument("--license", type=Path, help="the dataset's CC0 license text (default: LICENSE beside SOURCE)")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass, replace
 from typing import Any
 
 import cv2
@@ -22,12 +23,21 @@ import tf_keras as keras
 from edge_classifier.model.preprocess import Preprocessing, normalize
 
 from . import architectures, train
+from .fitting import FitResult, fit
 from .negatives import targets
 
 logger = logging.getLogger(__name__)
 
 PROBE_LEARNING_RATE = 1e-3
 PROBE_BATCH = 64
+
+
+@dataclass(frozen=True)
+class Probe:
+    """The linear probe's final training accuracy (percent) and wall time."""
+
+    accuracy: float
+    seconds: float
 
 
 def freeze_batch_norm(model: keras.Model) -> int:
@@ -62,7 +72,7 @@ def linear_probe(
     spec: Preprocessing,
     options: train.TrainOptions,
     verbose: int,
-) -> dict[str, Any]:
+) -> Probe:
     """Fit MODEL's `logits` layer on the frozen backbone's features; returns the probe's accuracy and time."""
     start = time.monotonic()
     features = pooled_features(model, pixels, spec)
@@ -86,7 +96,7 @@ def linear_probe(
     seconds = time.monotonic() - start
     if verbose:
         print(f"      linear probe: {options.head_epochs} epochs on pooled features, train accuracy {accuracy}%")
-    return {"accuracy": accuracy, "seconds": seconds}
+    return Probe(accuracy, seconds)
 
 
 def fine_tune(
@@ -96,15 +106,13 @@ def fine_tune(
     spec: Preprocessing,
     options: train.TrainOptions,
     verbose: int,
-) -> dict[str, Any]:
+) -> FitResult:
     """The linear probe (with --head-epochs), then every layer but the batch norms for --epochs epochs."""
     probe = linear_probe(model, pixels, labels, spec, options, verbose) if options.head_epochs else None
     frozen = freeze_batch_norm(model)
     logger.info("fine-tuning with %d batch norms in inference mode", frozen)
     ds, steps = train.one_hot_dataset(pixels, labels, int(model.output_shape[-1]), spec, options)
     loss = keras.losses.CategoricalCrossentropy(label_smoothing=options.label_smoothing)
-    fit = train.fit(model, ds, steps, options.epochs, options.learning_rate, loss, ["accuracy"], verbose)
-    if probe is not None:
-        fit["seconds"] += probe["seconds"]
-        fit["probe"] = probe
-    return fit
+    result = fit(model, ds, steps, options.epochs, options.learning_rate, loss, ["accuracy"], verbose)
+    # The probe is part of the training: its time is charged to the fit.
+    return replace(result, seconds=result.seconds + probe.seconds) if probe is not None else result

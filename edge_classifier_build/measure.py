@@ -10,6 +10,7 @@ import gzip
 import logging
 import os
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +27,37 @@ LATENCY_CONFIGS = (("1t", 1, True), ("2t", 2, True), ("1t_no_xnnpack", 1, False)
 WARMUP_RUNS = 10
 
 
-def sizes(tflite_path: Path) -> dict[str, int]:
+@dataclass(frozen=True)
+class Latency:
+    """p50/p95 milliseconds of one invoke on a fixed image, and the configuration measured."""
+
+    p50: float
+    p95: float
+    runs: int
+    threads: int
+    xnnpack: bool
+
+
+@dataclass(frozen=True)
+class DeviceCost:
+    """Size, zero weights and latency of one .tflite, as the --record JSON holds them."""
+
+    size_bytes: int
+    size_gzip_bytes: int
+    weight_sparsity: dict[str, float]
+    xnnpack_partitions: int
+    latency_ms: dict[str, Latency]  # keyed by LATENCY_CONFIGS' names
+    # Other processes on the machine slow single-image latency, 2 threads most: keep the load with the figure.
+    load_average_1m: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def sizes(tflite_path: Path) -> tuple[int, int]:
     """File size in bytes, and after gzip -9 (what zero weights buy when the file is shipped compressed)."""
     raw = tflite_path.read_bytes()
-    return {"size_bytes": len(raw), "size_gzip_bytes": len(gzip.compress(raw, compresslevel=9, mtime=0))}
+    return len(raw), len(gzip.compress(raw, compresslevel=9, mtime=0))
 
 
 def weight_sparsity(tflite_path: Path) -> dict[str, float]:
@@ -62,7 +90,7 @@ def input_tensor(tflite_path: Path, pixels: npt.NDArray[np.uint8], spec: Preproc
     return apply_lut(image, build_lut(spec, input_spec.quant)).reshape(input_spec.shape)
 
 
-def latency(tflite_path: Path, tensor: npt.NDArray[Any], runs: int, threads: int, xnnpack: bool) -> dict[str, Any]:
+def latency(tflite_path: Path, tensor: npt.NDArray[Any], runs: int, threads: int, xnnpack: bool) -> Latency:
     """p50/p95 milliseconds of one invoke on a fixed image."""
     interpreter = load_interpreter(tflite_path, num_threads=threads, xnnpack=xnnpack)
     input_spec, _ = io_specs(interpreter)
@@ -74,32 +102,33 @@ def latency(tflite_path: Path, tensor: npt.NDArray[Any], runs: int, threads: int
         start = time.perf_counter()
         interpreter.invoke()
         seconds.append(time.perf_counter() - start)
-    return {
-        "p50": round(1000.0 * float(np.percentile(seconds, 50)), 4),
-        "p95": round(1000.0 * float(np.percentile(seconds, 95)), 4),
-        "runs": runs,
-        "threads": threads,
-        "xnnpack": xnnpack,
-    }
+    return Latency(
+        p50=round(1000.0 * float(np.percentile(seconds, 50)), 4),
+        p95=round(1000.0 * float(np.percentile(seconds, 95)), 4),
+        runs=runs,
+        threads=threads,
+        xnnpack=xnnpack,
+    )
 
 
 def latency_profile(
     tflite_path: Path, pixels: npt.NDArray[np.uint8], spec: Preprocessing, runs: int
-) -> dict[str, dict[str, Any]]:
+) -> dict[str, Latency]:
     """Latency for every (threads, XNNPACK) configuration in LATENCY_CONFIGS."""
     tensor = input_tensor(tflite_path, pixels, spec)
     return {key: latency(tflite_path, tensor, runs, threads, xnn) for key, threads, xnn in LATENCY_CONFIGS}
 
 
-def measure(tflite_path: Path, pixels: npt.NDArray[np.uint8], spec: Preprocessing, runs: int) -> dict[str, Any]:
+def measure(tflite_path: Path, pixels: npt.NDArray[np.uint8], spec: Preprocessing, runs: int) -> DeviceCost:
     """Size, sparsity and latency of one .tflite."""
     load_before = os.getloadavg()[0]
     profile = latency_profile(tflite_path, pixels, spec, runs)
-    return {
-        **sizes(tflite_path),
-        "weight_sparsity": weight_sparsity(tflite_path),
-        "xnnpack_partitions": xnnpack_partitions(tflite_path),
-        "latency_ms": profile,
-        # Other processes on the machine slow single-image latency, 2 threads most: keep the load with the figure.
-        "load_average_1m": round(max(load_before, os.getloadavg()[0]), 2),
-    }
+    size, size_gzip = sizes(tflite_path)
+    return DeviceCost(
+        size_bytes=size,
+        size_gzip_bytes=size_gzip,
+        weight_sparsity=weight_sparsity(tflite_path),
+        xnnpack_partitions=xnnpack_partitions(tflite_path),
+        latency_ms=profile,
+        load_average_1m=round(max(load_before, os.getloadavg()[0]), 2),
+    )

@@ -10,11 +10,11 @@ and counter colours, splits, gradients, textures and noise levels are drawn at r
 
 from __future__ import annotations
 
-from typing import Any
-
 import cv2
 import numpy as np
 import numpy.typing as npt
+
+from .data import Frames
 
 NEGATIVE_LABEL = -1  # the label of a negative in the training labels: trained towards the uniform target
 
@@ -28,7 +28,8 @@ def _smooth(rng: np.random.Generator, h: int, w: int, cells: int) -> npt.NDArray
 def _surface(rng: np.random.Generator) -> npt.NDArray[np.float64]:
     """A surface colour: mostly near-grey (walls, counters, floors), sometimes strongly coloured."""
     colour = rng.uniform(0, 255, 3)
-    return colour + (colour.mean() - colour) * rng.uniform(0.3, 1.0) * (rng.random() < 0.8)
+    mixed: npt.NDArray[np.float64] = colour + (colour.mean() - colour) * rng.uniform(0.3, 1.0) * (rng.random() < 0.8)
+    return mixed
 
 
 def _scene(rng: np.random.Generator, h: int, w: int) -> npt.NDArray[np.uint8]:
@@ -70,7 +71,9 @@ def targets(labels: npt.NDArray[np.int64], num_classes: int) -> npt.NDArray[np.f
     return rows
 
 
-def with_negatives(frames: Any, labels: npt.NDArray[np.int64], count: int, seed: int) -> tuple[Any, Any]:
+def with_negatives(
+    frames: Frames, labels: npt.NDArray[np.int64], count: int, seed: int
+) -> tuple[Frames, npt.NDArray[np.int64]]:
     """The training frames with COUNT scenes of the first frame's size (label NEGATIVE_LABEL) appended."""
     scenes = negative_scenes(count, seed, tuple(frames[0].shape[:2]))
     print(f"      + {count} synthetic scenes with no garment, trained towards the uniform distribution")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,8 @@ import numpy.typing as npt
 from edge_classifier.config.settings import DEFAULT_MIN_SCORE
 from edge_classifier.model.classifier import Classifier
 from edge_classifier.model.preprocess import Preprocessing
+
+from .data import Frames
 
 logger = logging.getLogger(__name__)
 
@@ -52,13 +55,47 @@ def empty_scenes(seed: int = 7, size_hw: tuple[int, int] = (480, 640)) -> list[t
     scenes.append(("noise-uniform", rng.integers(0, 256, (h, w, 3), dtype=np.uint8)))
     scenes.append(("noise-grey", np.clip(rng.normal(128, 40, (h, w, 1)), 0, 255).astype(np.uint8).repeat(3, axis=2)))
     blobs = cv2.GaussianBlur(rng.integers(0, 256, (h // 16, w // 16, 3), dtype=np.uint8), (3, 3), 0)
-    scenes.append(("blurred-blobs", cv2.resize(blobs, (w, h), interpolation=cv2.INTER_CUBIC)))
+    scenes.append(("blurred-blobs", np.asarray(cv2.resize(blobs, (w, h), interpolation=cv2.INTER_CUBIC), np.uint8)))
     scenes.append(("dark", np.clip(rng.normal(12, 4, (h, w, 3)), 0, 255).astype(np.uint8)))
     scenes.append(("overexposed", np.clip(rng.normal(250, 3, (h, w, 3)), 0, 255).astype(np.uint8)))
     return scenes
 
 
-def best_scores(classifier: Classifier, frames_bgr: Iterable[Any]) -> tuple[npt.NDArray[np.float32], list[int]]:
+@dataclass(frozen=True)
+class CurvePoint:
+    """At one threshold: the share of validation frames kept and the accuracy on those (both percent)."""
+
+    threshold: float
+    coverage: float
+    accuracy: float
+
+
+@dataclass(frozen=True)
+class SceneScore:
+    """An empty scene's best label and score: what the daemon would publish for it without a threshold."""
+
+    scene: str
+    label: str
+    score: float
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """The manifest's `rejection` section: the chosen min_score, how, and the figures it was chosen on."""
+
+    min_score: float
+    rule: str
+    met: bool  # False: no threshold met the targets, min_score is FALLBACK
+    curve: list[CurvePoint]
+    empty_scenes: list[SceneScore]
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def best_scores(
+    classifier: Classifier, frames_bgr: Iterable[npt.NDArray[np.uint8]]
+) -> tuple[npt.NDArray[np.float32], list[int]]:
     """Each frame's top-1 score and class index through the daemon's classifier."""
     scores, classes = [], []
     for frame in frames_bgr:
@@ -68,66 +105,64 @@ def best_scores(classifier: Classifier, frames_bgr: Iterable[Any]) -> tuple[npt.
     return np.asarray(scores, dtype=np.float32), classes
 
 
-def selective_curve(scores: npt.NDArray[np.float32], correct: npt.NDArray[np.bool_]) -> list[dict[str, float]]:
+def selective_curve(scores: npt.NDArray[np.float32], correct: npt.NDArray[np.bool_]) -> list[CurvePoint]:
     """Coverage and accuracy of the kept frames at every threshold of THRESHOLDS (and 0: keep all)."""
     curve = []
     for threshold in (0.0, *THRESHOLDS):
         kept = scores >= threshold
         accuracy = 100.0 * float(correct[kept].mean()) if kept.any() else 100.0
-        curve.append(
-            {"threshold": threshold, "coverage": round(100.0 * float(kept.mean()), 2), "accuracy": round(accuracy, 2)}
-        )
+        curve.append(CurvePoint(threshold, round(100.0 * float(kept.mean()), 2), round(accuracy, 2)))
     return curve
 
 
-def choose_threshold(curve: list[dict[str, float]], empty_scores: npt.NDArray[np.float32]) -> tuple[float, bool]:
-    """The lowest threshold meeting both targets, and whether one did (else FALLBACK)."""
+def choose_threshold(curve: list[CurvePoint], empty_scores: npt.NDArray[np.float32]) -> CurvePoint | None:
+    """The point of the lowest threshold meeting both targets, or None when none does."""
     for point in curve:
-        rejected = float((empty_scores < point["threshold"]).mean())
-        kept = point["threshold"] > 0 and point["coverage"] >= MIN_COVERAGE
-        if kept and point["accuracy"] >= TARGET_ACCURACY and rejected >= TARGET_REJECTION:
-            return point["threshold"], True
-    return FALLBACK, False
+        rejected = float((empty_scores < point.threshold).mean())
+        kept = point.threshold > 0 and point.coverage >= MIN_COVERAGE
+        if kept and point.accuracy >= TARGET_ACCURACY and rejected >= TARGET_REJECTION:
+            return point
+    return None
 
 
-def calibrate(classifier: Classifier, frames_bgr: Any, truth: npt.NDArray[np.int64]) -> dict[str, Any]:
-    """The manifest's `rejection` section: the chosen min_score, the curve and the empty scenes' scores."""
+def calibrate(classifier: Classifier, frames_bgr: Frames, truth: npt.NDArray[np.int64]) -> Rejection:
+    """The chosen min_score, the curve and the empty scenes' scores, measured through CLASSIFIER."""
     scores, predicted = best_scores(classifier, frames_bgr)
     correct = np.asarray(predicted) == truth
     curve = selective_curve(scores, correct)
     scenes = empty_scenes()
     empty_scores, empty_classes = best_scores(classifier, (frame for _, frame in scenes))
-    threshold, met = choose_threshold(curve, empty_scores)
-    chosen = next(p for p in curve if p["threshold"] == threshold) if met else None
+    chosen = choose_threshold(curve, empty_scores)
+    threshold = chosen.threshold if chosen else FALLBACK
     print(
         f"      rejection: min_score {threshold} "
         + (
-            f"keeps {chosen['coverage']}% of validation at {chosen['accuracy']}% accuracy, "
+            f"keeps {chosen.coverage}% of validation at {chosen.accuracy}% accuracy, "
             if chosen
             else f"(no threshold met {TARGET_ACCURACY}% and {TARGET_REJECTION:.0%} empty-scene rejection), "
         )
         + f"rejects {int((empty_scores < threshold).sum())} of {len(scenes)} empty scenes"
     )
-    return {
-        "min_score": threshold,
-        "rule": (
+    return Rejection(
+        min_score=threshold,
+        rule=(
             f"lowest threshold (step 0.05) that keeps at least {MIN_COVERAGE:g}% of the validation images, "
             f"at least {TARGET_ACCURACY}% of them right, "
             f"and that rejects at least {TARGET_REJECTION:.0%} of {len(scenes)} synthetic empty scenes; "
             f"{FALLBACK} when none does"
         ),
-        "met": met,
-        "curve": curve,
-        "empty_scenes": [
-            {"scene": name, "label": classifier.labels[index], "score": round(float(score), 4)}
+        met=chosen is not None,
+        curve=curve,
+        empty_scenes=[
+            SceneScore(name, classifier.labels[index], round(float(score), 4))
             for (name, _), index, score in zip(scenes, empty_classes, empty_scores, strict=True)
         ],
-    }
+    )
 
 
 def calibrate_model(
-    tflite_path: Path, labels: tuple[str, ...], spec: Preprocessing, frames_bgr: Any, truth: npt.NDArray[np.int64]
-) -> dict[str, Any]:
+    tflite_path: Path, labels: tuple[str, ...], spec: Preprocessing, frames_bgr: Frames, truth: npt.NDArray[np.int64]
+) -> Rejection:
     """`calibrate` for a freshly built .tflite, loaded as the daemon loads it."""
-    with Classifier(tflite_path, labels, spec) as classifier:
+    with Classifier.from_file(tflite_path, labels, spec) as classifier:
         return calibrate(classifier, frames_bgr, truth)

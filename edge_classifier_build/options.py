@@ -41,20 +41,3 @@ def add_optimization_arguments(p: argparse.ArgumentParser) -> None:
     d.add_argument("--teacher-epochs", type=int, help="teacher training epochs (default: --epochs)")
     d.add_argument("--distill-alpha", type=float, default=0.5, help="weight of the label loss (1: no teacher)")
     d.add_argument("--distill-temperature", type=float, default=4.0, help="softmax temperature T")
-
-
-def distilling(args: argparse.Namespace) -> bool:
-    return args.teacher is not None or args.teacher_alpha is not None
-
-
-def technique_names(args: argparse.Namespace) -> list[str]:
-    """Short names of the techniques a build applies, in the order it applies them."""
-    names = ["random-erasing"] if getattr(args, "random_erasing", 0) else []
-    if distilling(args):
-        names.append("distillation")
-    if args.prune_sparsity is not None:
-        names.append("pruning")
-    names.append(
-        {"int8": "int8-ptq", "float32": "float32", "dynamic": "dynamic-range", "qat": "qat-int8"}[args.quantization]
-    )
-    return names

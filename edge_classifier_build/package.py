@@ -34,7 +34,8 @@ def raw_list(raw: npt.NDArray[Any]) -> list[float] | list[int]:
     """The raw output vector for JSON: integers for quantized outputs, floats for float32 ones."""
     if raw.dtype.kind == "f":
         return [round(float(v), 7) for v in raw]
-    return raw.astype(int).tolist()
+    integers: list[int] = raw.astype(int).tolist()
+    return integers
 
 
 def write_selftest(
@@ -56,7 +57,7 @@ def write_selftest(
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
-    classifier = Classifier(tflite_path, labels, spec)
+    classifier = Classifier.from_file(tflite_path, labels, spec)
     cases: list[dict[str, Any]] = []
     kept = dict.fromkeys(range(len(labels)), 0)
     for i, original in enumerate(frames_bgr):

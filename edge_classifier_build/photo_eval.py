@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +20,23 @@ from edge_classifier.model.classifier import Classifier, read_image_bgr
 from edge_classifier.model.preprocess import Preprocessing
 
 from .data import IMAGE_SUFFIXES
-from .evaluate import summarize
+from .evaluate import Accuracy, summarize
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PhotoEvaluation:
+    """A model's accuracy on a folder of photos, with the folder as shown and its fingerprint."""
+
+    dir: str
+    correct: int
+    fingerprint: str
+    result: Accuracy
+
+    def as_dict(self) -> dict[str, Any]:
+        """The manifest's `metrics.photos` form: the folder's facts, then the accuracy's."""
+        return {"dir": self.dir, "correct": self.correct, "fingerprint": self.fingerprint, **self.result.as_dict()}
 
 
 def labelled_photos(root: Path, classes: int) -> list[tuple[Path, int]]:
@@ -47,25 +62,25 @@ def fingerprint(photos: list[tuple[Path, int]], root: Path) -> str:
     return digest.hexdigest()
 
 
-def evaluate_folder(classifier: Classifier, root: Path, shown_as: str | None = None) -> dict[str, Any]:
+def evaluate_folder(classifier: Classifier, root: Path, shown_as: str | None = None) -> PhotoEvaluation:
     """Accuracy, per-class accuracy and confusion of CLASSIFIER on ROOT's photos, with the set's fingerprint."""
     photos = labelled_photos(root, len(classifier.labels))
     truth = np.array([index for _, index in photos], dtype=np.int64)
     predicted = np.array(
         [int(np.argmax(classifier.classify(read_image_bgr(photo)).scores)) for photo, _ in photos], dtype=np.int64
     )
-    summary = summarize(predicted, truth, classifier.labels)
-    return {
-        "dir": shown_as or str(root),
-        "correct": int((truth == predicted).sum()),
-        "fingerprint": fingerprint(photos, root),
-        **summary,
-    }
+    return PhotoEvaluation(
+        dir=shown_as or str(root),
+        correct=int((truth == predicted).sum()),
+        fingerprint=fingerprint(photos, root),
+        result=summarize(predicted, truth, classifier.labels),
+    )
 
 
-def evaluate_model(tflite_path: Path, labels: tuple[str, ...], spec: Preprocessing, root: Path) -> dict[str, Any]:
+def evaluate_model(tflite_path: Path, labels: tuple[str, ...], spec: Preprocessing, root: Path) -> PhotoEvaluation:
     """--eval-dir through the daemon's classifier, one photo at a time."""
-    with Classifier(tflite_path, labels, spec) as classifier:
-        result = evaluate_folder(classifier, root)
-    print(f"      {root}: {result['accuracy']:.2f}% of {result['images']} photos, as the daemon classifies them")
-    return result
+    with Classifier.from_file(tflite_path, labels, spec) as classifier:
+        evaluation = evaluate_folder(classifier, root)
+    figures = evaluation.result
+    print(f"      {root}: {figures.accuracy:.2f}% of {figures.images} photos, as the daemon classifies them")
+    return evaluation

@@ -7,7 +7,7 @@ wrappers are stripped before conversion, so the .tflite holds ordinary (mostly z
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -18,6 +18,7 @@ from edge_classifier.errors import InputError
 from edge_classifier.model.preprocess import Preprocessing
 
 from . import train
+from .fitting import FitResult, fit
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +77,7 @@ def prune(
     options: train.TrainOptions,
     prune_options: PruneOptions,
     verbose: int = 1,
-) -> tuple[keras.Model, dict[str, Any]]:
+) -> tuple[keras.Model, FitResult]:
     """Fine-tune a pruned copy of MODEL; returns the stripped (plain Keras) model and the fit summary."""
     tfmot = tfmot_module()
     ds, steps = train.one_hot_dataset(train_pixels, train_labels, int(model.output_shape[-1]), spec, options)
@@ -91,13 +92,13 @@ def prune(
     wrapped = keras.models.clone_model(model, clone_function=wrap)
     loss = keras.losses.CategoricalCrossentropy(label_smoothing=options.label_smoothing)
     callbacks = [tfmot.sparsity.keras.UpdatePruningStep()]
-    fit = train.fit(
+    result = fit(
         wrapped, ds, steps, prune_options.epochs, prune_options.learning_rate, loss, ["accuracy"], verbose, callbacks
     )
     stripped = tfmot.sparsity.keras.strip_pruning(wrapped)
-    fit["keras_sparsity"] = keras_sparsity(stripped)
-    logger.info("pruned to %.1f%% zeros in Conv2D/Dense kernels", 100 * fit["keras_sparsity"])
-    return stripped, fit
+    sparsity = keras_sparsity(stripped)
+    logger.info("pruned to %.1f%% zeros in Conv2D/Dense kernels", 100 * sparsity)
+    return stripped, replace(result, keras_sparsity=sparsity)
 
 
 def keras_sparsity(model: keras.Model) -> float:

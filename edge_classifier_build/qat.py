@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -17,6 +16,7 @@ from edge_classifier.errors import InputError
 from edge_classifier.model.preprocess import Preprocessing
 
 from . import train
+from .fitting import FitResult, fit
 from .prune import tfmot_module
 
 logger = logging.getLogger(__name__)
@@ -62,11 +62,11 @@ def quantization_aware_training(
     qat_options: QatOptions,
     keep_sparsity: bool,
     verbose: int = 1,
-) -> tuple[keras.Model, dict[str, Any]]:
+) -> tuple[keras.Model, FitResult]:
     """Fine-tune a fake-quantized copy of the trained MODEL; returns it (ready for int8 conversion) and the fit."""
     train.set_bn_momentum(model, train.FINETUNE_BN_MOMENTUM)  # copied into the quantized clone's config
     quantized = quantize_aware(model, keep_sparsity)
     ds, steps = train.one_hot_dataset(train_pixels, train_labels, int(model.output_shape[-1]), spec, options)
     loss = keras.losses.CategoricalCrossentropy(label_smoothing=options.label_smoothing)
-    fit = train.fit(quantized, ds, steps, qat_options.epochs, qat_options.learning_rate, loss, ["accuracy"], verbose)
-    return quantized, fit
+    result = fit(quantized, ds, steps, qat_options.epochs, qat_options.learning_rate, loss, ["accuracy"], verbose)
+    return quantized, result

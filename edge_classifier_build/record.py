@@ -1,8 +1,7 @@
-"""What a build writes about itself: the manifest's metrics and training sections, and the --record JSON."""
+"""What a build writes about itself: the manifest's metrics, training and build sections, and the --record JSON."""
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import logging
@@ -10,7 +9,7 @@ import os
 import platform
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -19,8 +18,15 @@ from edge_classifier.model.preprocess import Preprocessing
 from edge_classifier.model.runner import io_specs, load_interpreter
 
 from . import package
-from .data import to_pixels
-from .options import DISPLAY_NAMES, FULL_INT8_MODES, technique_names
+from .build_options import BuildOptions
+from .data import Frames, to_pixels
+from .options import DISPLAY_NAMES
+from .outcome import Outcome
+from .techniques import Techniques
+
+if TYPE_CHECKING:
+    from .evaluate import Accuracy
+    from .measure import DeviceCost
 
 logger = logging.getLogger(__name__)
 
@@ -30,8 +36,8 @@ def display_name(architecture: str) -> str:
 
 
 def evaluate_teacher(
-    teacher: Any, test_frames: Any, truth: npt.NDArray[np.int64], labels: tuple[str, ...], spec: Preprocessing
-) -> dict[str, Any]:
+    teacher: Any, test_frames: Frames, truth: npt.NDArray[np.int64], labels: tuple[str, ...], spec: Preprocessing
+) -> Accuracy:
     """The teacher's float accuracy on the same test images, at its own resolution."""
     from . import evaluate, train
 
@@ -41,64 +47,70 @@ def evaluate_teacher(
     return evaluate.evaluate_keras(teacher, dataset, truth, labels)
 
 
-def optimization_section(args: argparse.Namespace, chosen: dict[str, Any]) -> dict[str, Any]:
+def optimization_section(options: BuildOptions, techniques: Techniques) -> dict[str, Any]:
     """The techniques and their parameters, as given."""
-    section: dict[str, Any] = {"techniques": technique_names(args), "quantization": args.quantization}
-    for key in ("prune", "qat", "distill"):
-        if chosen[key] is not None:
-            section[key] = asdict(chosen[key])
-    if chosen["distill"] is not None:
-        teacher = chosen.get("teacher")
-        section["distill"]["teacher"] = asdict(teacher) if teacher else str(args.teacher)
+    section: dict[str, Any] = {"techniques": options.technique_names(), "quantization": options.quantization}
+    for key, chosen in (("prune", techniques.prune), ("qat", techniques.qat), ("distill", techniques.distill)):
+        if chosen is not None:
+            section[key] = asdict(chosen)
+    if techniques.distill is not None:
+        teacher = techniques.teacher
+        section["distill"]["teacher"] = asdict(teacher) if teacher else str(options.teacher)
     return section
 
 
-def manifest_sections(
-    args: argparse.Namespace,
-    chosen: dict[str, Any],
-    test_set: str,
-    train_images: int,
-    trained: Any,
-    fits: dict[str, Any],
-    evals: dict[str, Any],
-    kind: str,
-) -> dict[str, Any]:
-    """The manifest's `metrics` and `training` sections (metrics keyed int8 for full-int8 models)."""
-    options = chosen["train"]
-    seconds = trained.seconds + sum(fit["seconds"] for fit in fits.values())
+def manifest_sections(options: BuildOptions, techniques: Techniques, outcome: Outcome) -> dict[str, Any]:
+    """The manifest's `metrics`, `training` and `rejection` sections (metrics keyed int8 for full-int8 models)."""
+    network = techniques.train
+    evals = outcome.evals
+    training: dict[str, Any] = {
+        **asdict(network),
+        "architecture": display_name(network.architecture),
+        "keras": "tf_keras",
+        "train_images": outcome.train_images,
+        "seconds": round(outcome.trained.seconds + outcome.fits.seconds, 1),
+        "final_train_accuracy": outcome.trained.final_train_accuracy,
+        "optimization": optimization_section(options, techniques),
+    }
+    if outcome.transplant is not None:
+        training["transplant_check"] = outcome.transplant.as_dict()
     return {
         "metrics": {
-            "float_accuracy": evals["float"]["accuracy"],
-            f"{kind}_accuracy": evals["tflite"]["accuracy"],
-            "float": evals["float"],
-            kind: evals["tflite"],
-            "test_set": test_set,
-            **({"photos": evals["photos"]} if "photos" in evals else {}),
+            "float_accuracy": evals.keras_float.accuracy,
+            f"{options.kind}_accuracy": evals.tflite.accuracy,
+            "float": evals.keras_float.as_dict(),
+            options.kind: evals.tflite.as_dict(),
+            "test_set": outcome.test_set,
+            **({"photos": evals.photos.as_dict()} if evals.photos is not None else {}),
         },
-        "training": {
-            **vars(options),
-            "architecture": display_name(options.architecture),
-            "keras": "tf_keras",
-            "train_images": train_images,
-            "seconds": round(seconds, 1),
-            "final_train_accuracy": trained.final_train_accuracy,
-            "optimization": optimization_section(args, chosen),
-        },
+        "training": training,
+        "rejection": outcome.rejection.as_dict(),
     }
 
 
+def build_section(options: BuildOptions, outcome: Outcome) -> dict[str, Any]:
+    """The manifest's `build` facts beyond command, date and versions: the graph and how it was checked."""
+    # Full int8 is checked for folding by check_full_int8 itself; other kinds only by the fold check.
+    folded = outcome.fold.folded if outcome.fold else (True if options.full_int8 else None)
+    info: dict[str, Any] = {
+        "op_counts": outcome.ops,
+        "batch_norm_folded": folded,
+        "deterministic": not options.nondeterministic,
+    }
+    if options.full_int8:
+        info["calibration_images"] = outcome.calibration_images
+    return info
+
+
 def write_manifest(
-    args: argparse.Namespace,
-    tflite_path: Path,
-    labels: tuple[str, ...],
+    options: BuildOptions,
+    techniques: Techniques,
+    outcome: Outcome,
     spec: Preprocessing,
-    sections: dict[str, Any],
-    build_info: dict[str, Any],
     selftest: list[dict[str, Any]],
-    command: str,
 ) -> Path:
     """The manifest beside the model, with the input/output tensors read back from the .tflite."""
-    input_spec, output_spec = io_specs(load_interpreter(tflite_path))
+    input_spec, output_spec = io_specs(load_interpreter(outcome.tflite_path))
     io = {
         key: {
             "shape": list(s.shape),
@@ -109,8 +121,8 @@ def write_manifest(
         for key, s in (("input", input_spec), ("output", output_spec))
     }
     return package.write_manifest(
-        args.output_dir, args.name, args.model_version, tflite_path, labels, io, spec, sections, build_info,
-        selftest, command,
+        options.output_dir, options.name, options.model_version, outcome.tflite_path, outcome.labels, io, spec,
+        manifest_sections(options, techniques, outcome), build_section(options, outcome), selftest, options.command,
     )  # fmt: skip
 
 
@@ -126,57 +138,53 @@ def machine() -> dict[str, Any]:
 
 
 def build_record(
-    args: argparse.Namespace,
-    chosen: dict[str, Any],
-    train_images: int,
-    trained: Any,
-    teacher: Any,
-    fits: dict[str, Any],
-    evals: dict[str, Any],
-    measured: dict[str, Any],
-    fold: dict[str, Any] | None,
-    ops: dict[str, int],
-    command: str,
+    options: BuildOptions, techniques: Techniques, outcome: Outcome, device: DeviceCost, manifest: Path
 ) -> dict[str, Any]:
     """Every measurement of one build, flat enough for the sweep's results file and the report."""
-    options = chosen["train"]
-    finetune = sum(fit["seconds"] for fit in fits.values())
-    tflite = evals["tflite"]
+    network = techniques.train
+    evals = outcome.evals
+    finetune = outcome.fits.seconds
+    tflite = evals.tflite
     record: dict[str, Any] = {
-        **optimization_section(args, chosen),
-        "architecture": options.architecture,
-        "alpha": options.alpha,
-        "resolution": options.resolution,
-        "epochs": options.epochs,
-        **({"random_erasing": options.random_erasing} if options.random_erasing else {}),
-        "seed": options.seed,
-        "train_images": train_images,
-        "test_images": tflite["images"],
-        "full_int8": args.quantization in FULL_INT8_MODES,
-        "base_float_accuracy": evals["base"]["accuracy"],
-        "float_accuracy": evals["float"]["accuracy"],
-        "accuracy": tflite["accuracy"],
-        "accuracy_delta": round(tflite["accuracy"] - evals["base"]["accuracy"], 2),
-        **measured,
-        "train_seconds": round(trained.seconds + finetune, 1),
-        "base_train_seconds": round(trained.seconds, 1),
+        **optimization_section(options, techniques),
+        "architecture": network.architecture,
+        "alpha": network.alpha,
+        "resolution": network.resolution,
+        "epochs": network.epochs,
+        **({"random_erasing": network.random_erasing} if network.random_erasing else {}),
+        "seed": network.seed,
+        "train_images": outcome.train_images,
+        "test_images": tflite.images,
+        "full_int8": options.full_int8,
+        "base_float_accuracy": evals.base.accuracy,
+        "float_accuracy": evals.keras_float.accuracy,
+        "accuracy": tflite.accuracy,
+        "accuracy_delta": round(tflite.accuracy - evals.base.accuracy, 2),
+        **device.as_dict(),
+        "train_seconds": round(outcome.trained.seconds + finetune, 1),
+        "base_train_seconds": round(outcome.trained.seconds, 1),
         "finetune_seconds": round(finetune, 1),
-        "base_cached": trained.cached,
-        "op_counts": ops,
-        "batch_norm": fold,
-        "per_class_accuracy": tflite["per_class_accuracy"],
-        "confusion_matrix": tflite["confusion_matrix"],
-        "command": command,
+        "base_cached": outcome.trained.cached,
+        "op_counts": outcome.ops,
+        "batch_norm": outcome.fold.as_dict() if outcome.fold else None,
+        "per_class_accuracy": tflite.per_class_accuracy,
+        "confusion_matrix": tflite.confusion_matrix,
+        "command": options.command,
         "versions": package.library_versions(),
         "machine": machine(),
     }
-    if "keras_qat" in evals:
-        record["qat_keras_accuracy"] = evals["keras_qat"]["accuracy"]
-    if "prune" in fits:
-        record["keras_sparsity"] = round(fits["prune"]["keras_sparsity"], 4)
-    if teacher is not None:
-        record["teacher_accuracy"] = evals["teacher"]["accuracy"]
-        record["teacher_seconds"] = round(teacher.seconds, 1)
+    if evals.keras_qat is not None:
+        record["qat_keras_accuracy"] = evals.keras_qat.accuracy
+    if outcome.fits.prune is not None and outcome.fits.prune.keras_sparsity is not None:
+        record["keras_sparsity"] = round(outcome.fits.prune.keras_sparsity, 4)
+    if outcome.teacher is not None and evals.teacher is not None:
+        record["teacher_accuracy"] = evals.teacher.accuracy
+        record["teacher_seconds"] = round(outcome.teacher.seconds, 1)
+    if outcome.transplant is not None:
+        record["transplant_check"] = outcome.transplant.as_dict()
+    if evals.photos is not None:
+        record["photos"] = evals.photos.as_dict()
+    record.update(rejection=outcome.rejection.as_dict(), tflite=str(outcome.tflite_path), manifest=str(manifest))
     return record
 
 

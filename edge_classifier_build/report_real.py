@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import shlex
-from pathlib import Path
 from typing import Any
 
+from .rebuild import rebuild_command
+from .report_real_confusion import confusion_lines
+from .report_real_rows import distilled, epochs_text, rows, transplanted, weights_text
 from .report_sections import kb, lat, p50
-from .report_sections import teacher_text as sweep_teacher_text
 from .selection import Rule, choose
 
 RESULTS_NAME = "real-photos.jsonl"  # beside the sweep's results file; one --record JSON per line
@@ -17,76 +17,7 @@ FROZEN_FLOOR = 88.3  # a linear probe on frozen ImageNet features reached this: 
 GOAL_MAX_DROP = 0.5  # points lost by int8 against the float model
 REFERENCE = "a100-r224"  # the pretrained file's own network: the latency bar
 CURVE_THRESHOLDS = (0.0, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
-TOP_PAIRS = 5
 SOURCE = "Coral's `tf2_mobilenet_v2_1.0_224_ptq.tflite` (ImageNet, Apache-2.0)"
-
-
-def options(record: dict[str, Any]) -> dict[str, str | None]:
-    """The build command's options (a flag maps to None); an option given twice keeps its last value, as in argparse."""
-    words = shlex.split(str(record.get("command", "")))
-    values: dict[str, str | None] = {}
-    for i, word in enumerate(words):
-        if word.startswith("--"):
-            value = words[i + 1] if i + 1 < len(words) else None
-            values[word] = None if value is None or value.startswith("--") else value
-    return values
-
-
-def transplanted(record: dict[str, Any]) -> bool:
-    return str(options(record).get("--weights") or "").endswith(".tflite")
-
-
-def distilled(record: dict[str, Any]) -> bool:
-    opts = options(record)
-    return "distill" in record or "--teacher" in opts or "--teacher-alpha" in opts
-
-
-def variant_name(record: dict[str, Any]) -> str:
-    """`a100-r224`, `a100-r224-oe`, `a035-r128-kd`: width ×100, input size, outlier exposure, and how it learned
-    when not from transplanted weights."""
-    name = f"a{round(record['alpha'] * 100):03d}-r{record['resolution']}"
-    if options(record).get("--negatives") not in (None, "0"):
-        name += "-oe"  # outlier exposure: trained with synthetic no-garment scenes
-    if distilled(record):
-        return f"{name}-kd"
-    return name if options(record).get("--weights", "none") != "none" else f"{name}-scratch"
-
-
-def rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per variant, the last record kept (a rebuild replaces its earlier line), widest and largest first."""
-    named = {variant_name(r): {**r, "variant": variant_name(r)} for r in records if "error" not in r}
-    return sorted(named.values(), key=lambda r: (distilled(r), -r["alpha"], -r["resolution"], r["variant"]))
-
-
-def teacher_text(record: dict[str, Any], table: list[dict[str, Any]]) -> str:
-    """The teacher: the row whose --keras-cache is the student's --teacher file, else that file's name."""
-    opts = options(record)
-    distill = record.get("distill") or {}
-    alpha = distill.get("alpha", opts.get("--distill-alpha") or 0.5)
-    temperature = distill.get("temperature", opts.get("--distill-temperature") or 4.0)
-    teacher_file = opts.get("--teacher") or ""
-    owner = next((r for r in table if teacher_file and Path(options(r).get("--keras-cache") or "").stem
-                  == Path(teacher_file).stem), None)  # fmt: skip
-    if owner is not None:
-        teacher = f"the {owner['variant']} network"
-    elif isinstance(distill.get("teacher"), dict):  # trained within this build: the record says which network
-        teacher = sweep_teacher_text(distill)
-    else:
-        teacher = f"`{Path(teacher_file).name or 'a teacher'}`"
-    return f"distilled from {teacher} (label weight alpha {float(alpha):g}, T {float(temperature):g})"
-
-
-def weights_text(record: dict[str, Any], table: list[dict[str, Any]]) -> str:
-    weights = options(record).get("--weights") or "none"
-    source = {"none": "from scratch", "imagenet": "Keras ImageNet"}.get(weights, Path(weights).name)
-    if transplanted(record):
-        source = "transplanted ImageNet"
-    return f"{source}, {teacher_text(record, table)}" if distilled(record) else source
-
-
-def epochs_text(record: dict[str, Any]) -> str:
-    head = int(options(record).get("--head-epochs") or 0)
-    return f"{record['epochs']} + {head} head" if head else str(record["epochs"])
 
 
 def joined_counts(records: list[dict[str, Any]], key: str) -> str:
@@ -181,8 +112,6 @@ def targets(chosen: dict[str, Any], table: list[dict[str, Any]]) -> list[tuple[s
 
 
 def choice_lines(table: list[dict[str, Any]], chosen: dict[str, Any] | None) -> list[str]:
-    from .report import rebuild_command  # report imports this module: import on use
-
     lines = [
         "### The real-photo default",
         "",
@@ -209,65 +138,6 @@ def choice_lines(table: list[dict[str, Any]], chosen: dict[str, Any] | None) -> 
     lines += ["| Target | Figure | Met |", "|---|---|---|"]
     lines += [f"| {goal} | {figure} | {'yes' if met else '**no**'} |" for goal, figure, met in targets(chosen, table)]
     return [*lines, ""]
-
-
-def short_label(label: str) -> str:
-    """A column header narrow enough for ten columns: `Long sleeve` → `L-sleeve`."""
-    words = label.split()
-    return label if len(words) == 1 else "".join(w[0] for w in words[:-1]) + "-" + words[-1]
-
-
-def confused_pairs(record: dict[str, Any], top: int = TOP_PAIRS) -> list[tuple[str, str, int, float]]:
-    """(truth, predicted, photos, share of the truth class) for the largest off-diagonal counts, largest first."""
-    labels = list(record["per_class_accuracy"])  # ordered as the confusion matrix's rows
-    matrix = record["confusion_matrix"]
-    pairs = [
-        (labels[t], labels[p], count, count / sum(row))
-        for t, row in enumerate(matrix) for p, count in enumerate(row) if t != p and count
-    ]  # fmt: skip
-    return sorted(pairs, key=lambda pair: (-pair[2], -pair[3]))[:top]
-
-
-def confusion_lines(chosen: dict[str, Any]) -> list[str]:
-    labels = list(chosen["per_class_accuracy"])
-    lines = [
-        f"### Confusion matrix of {chosen['variant']}",
-        "",
-        "Validation photos; rows: true class, columns: predicted, right answers in bold; last column: the class's "
-        "accuracy.",
-        "",
-        "| Truth \\ predicted | " + " | ".join(short_label(label) for label in labels) + " | Accuracy % |",
-        "|---|" + "---:|" * (len(labels) + 1),
-    ]
-    for t, (label, row) in enumerate(zip(labels, chosen["confusion_matrix"], strict=True)):
-        cells = [f"**{n}**" if p == t else str(n) for p, n in enumerate(row)]
-        lines.append(f"| {label} | {' | '.join(cells)} | {chosen['per_class_accuracy'][label]:.1f} |")
-    lines += ["", "Most confused pairs:", ""]
-    lines += [
-        f"- {truth} → {predicted}: {count} photo{'s' * (count > 1)} ({share:.0%} of {truth})"
-        for truth, predicted, count, share in confused_pairs(chosen)
-    ] or ["- none: every validation photo is right"]
-    return [*lines, "", *why_confused(chosen), ""]
-
-
-TOPS = ("Long sleeve", "Shirt", "T-shirt")
-
-
-def why_confused(chosen: dict[str, Any]) -> list[str]:
-    """How many photos the three kinds of top exchange, and what the confusions have in common."""
-    labels = list(chosen["per_class_accuracy"])
-    matrix = chosen["confusion_matrix"]
-    tops = [labels.index(t) for t in TOPS if t in labels]
-    exchanged = sum(matrix[t][p] for t in tops for p in tops if t != p)
-    photos = sum(sum(matrix[t]) for t in tops)
-    return [
-        f"Long sleeve, Shirt and T-shirt, the tops one would expect to be confused, exchange only {exchanged} of "
-        f"their {photos} photos: they differ by sleeve length, collar and buttons, and the photos mostly show the "
-        "whole garment. The confusions that remain are between garments whose difference a centred square crop "
-        "can cut off or that share a silhouette: an open jacket (Outwear) laid flat is a long-sleeved top, shorts "
-        "photographed from the hip down look like the top of trousers, and a long-sleeved dress cropped to its "
-        "upper half is a long-sleeved top."
-    ]
 
 
 def open_set_lines(chosen: dict[str, Any]) -> list[str]:

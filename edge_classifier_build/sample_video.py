@@ -1,8 +1,7 @@
-#!/usr/bin/env python3
-"""Write the demo video: real garment photos one after another, as a camera over a counter would see them.
+"""`edge-classifier-sample-video`: the demo video, real garment photos one after another as a counter camera sees them.
 
 The photos come from the committed evaluation set (tests/data/real-photos, made by
-make_eval_set.py): --per-class photos of every class, drawn in a seeded order, then shuffled so
+edge-classifier-eval-set): --per-class photos of every class, drawn in a seeded order, then shuffled so
 that neighbours differ. Each is shown for --seconds-per-item on a textured wall-and-counter
 background, filling most of the 480x480 centre square the daemon crops, while the camera slowly
 zooms or pans and the light ramps or steps; every frame gets mild sensor noise. --empty-seconds
@@ -25,184 +24,31 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
-import numpy.typing as npt
-from make_eval_set import LABELS
 
 from edge_classifier.config.settings import ResultConfig
 from edge_classifier.model.classifier import Classifier
 from edge_classifier.model.loading import min_score
 
-ROOT = Path(__file__).resolve().parent.parent
-MODELS = ROOT / "models"
-DEFAULT_PHOTOS = ROOT / "tests" / "data" / "real-photos"
-WIDTH, HEIGHT = 640, 480
-PHOTO_SIDE = 0.82  # of the frame height at zoom 1: most of the daemon's centre square, some counter around it
-ZOOM = (1.0, 1.1)
-PAN_ZOOM = 1.08  # a pan needs some scene beyond the frame's edges to move over
-# Zooming about the centre leaves (zoom - 1) / 2 of the frame at each edge; 90% of it never shows past the scene.
-PAN_REACH = 0.9 * (PAN_ZOOM - 1) / 2
-DARK, BRIGHT = (0.78, 0.92), (1.02, 1.15)  # exposure gains a segment's light goes between
-NOISE_SIGMA = 1.5  # grey levels: a phone-class sensor in good indoor light, after its own denoising
-
-Image = npt.NDArray[Any]
-
-
-@dataclass(frozen=True)
-class Camera:
-    """A segment's camera, start to end: zoom (>= 1: no edge of the scene shows), pan in pixels, exposure gain."""
-
-    motion: str
-    zoom: tuple[float, float]
-    pan: tuple[tuple[float, float], tuple[float, float]]
-    light: str
-    gain: tuple[float, float]
-    step_at: float  # where a lighting step happens, as a fraction of the segment (unused by a ramp)
-
-    def at(self, t: float) -> tuple[float, float, float, float]:
-        """Zoom, pan x, pan y and gain at t in [0, 1]."""
-        (x0, y0), (x1, y1) = self.pan
-        light = float(t >= self.step_at) if self.light == "step" else t
-        return lerp(self.zoom, t), lerp((x0, x1), t), lerp((y0, y1), t), lerp(self.gain, light)
-
-    def as_dict(self) -> dict[str, Any]:
-        described: dict[str, Any] = {"motion": self.motion, "zoom": self.zoom, "pan_px": self.pan}
-        described |= {"light": self.light, "gain": self.gain}
-        if self.light == "step":
-            described["step_at"] = self.step_at
-        return rounded(described)
-
-
-@dataclass(frozen=True)
-class Garment:
-    """A photo of the set, its label and how the camera films it."""
-
-    photo: Path  # relative to the photo set
-    label: str
-    camera: Camera
-
-
-def lerp(pair: tuple[float, float], t: float) -> float:
-    return pair[0] + (pair[1] - pair[0]) * t
-
-
-def rounded(value: Any) -> Any:
-    """Floats rounded to 3 places, tuples as lists: the JSON stays readable."""
-    if isinstance(value, float):
-        return round(value, 3)
-    if isinstance(value, (tuple, list)):
-        return [rounded(v) for v in value]
-    if isinstance(value, dict):
-        return {k: rounded(v) for k, v in value.items()}
-    return value
-
-
-def keyed_rng(seed: int, key: str, n: int = 0) -> np.random.Generator:
-    """A generator that depends only on the seed, a name and a number, not on what was drawn before.
-
-    A photo's camera and noise are then the same whether it is screened or written, and in any order.
-    """
-    return np.random.default_rng([seed, zlib.crc32(key.encode()), n])
-
-
-def random_camera(rng: np.random.Generator) -> Camera:
-    """A zoom in, a zoom out or a diagonal pan, and a light ramp or step between a dark and a bright exposure."""
-    motion = str(rng.choice(["zoom in", "zoom out", "pan"]))
-    if motion == "pan":
-        zoom = (PAN_ZOOM, PAN_ZOOM)
-        reach_x, reach_y = PAN_REACH * WIDTH, PAN_REACH * HEIGHT
-        sign_x, sign_y = rng.choice([-1.0, 1.0], size=2)
-        pan = ((-sign_x * reach_x, -sign_y * reach_y), (sign_x * reach_x, sign_y * reach_y))
-    else:
-        zoom = ZOOM if motion == "zoom in" else (ZOOM[1], ZOOM[0])
-        pan = ((0.0, 0.0), (0.0, 0.0))
-    light = str(rng.choice(["ramp", "step"]))
-    low, high = float(rng.uniform(*DARK)), float(rng.uniform(*BRIGHT))
-    gain = (low, high) if rng.random() < 0.5 else (high, low)
-    return Camera(motion, zoom, pan, light, gain, float(rng.uniform(0.3, 0.7)))
-
-
-def smooth_noise(rng: np.random.Generator, shape: tuple[int, int], sigma: float) -> Image:
-    """Gaussian noise blurred to features of about `sigma` pixels, rescaled to unit spread."""
-    field = cv2.GaussianBlur(rng.standard_normal(shape, dtype=np.float32), (0, 0), sigma)
-    spread: Image = field / (field.std() + 1e-6)
-    return spread
-
-
-def background(seed: int) -> Image:
-    """A plaster wall over a wooden counter, lit from the upper left (float32 BGR, 0-255)."""
-    rng = keyed_rng(seed, "background")
-    ys, xs = np.mgrid[0:HEIGHT, 0:WIDTH].astype(np.float32)
-    wall = np.empty((HEIGHT, WIDTH, 3), np.float32)
-    wall[:] = (178, 190, 200)  # warm off-white
-    wall += (5 * smooth_noise(rng, (HEIGHT, WIDTH), 40) + 3 * smooth_noise(rng, (HEIGHT, WIDTH), 1.5))[..., None]
-    counter_top = int(HEIGHT * 0.8)
-    # Wood grain: noise stretched along x, then a little wavy texture across it.
-    grain = cv2.resize(rng.standard_normal((HEIGHT, WIDTH // 24), dtype=np.float32), (WIDTH, HEIGHT))
-    grain = cv2.GaussianBlur(grain, (0, 0), 1.2) * 10 + 4 * smooth_noise(rng, (HEIGHT, WIDTH), 6)
-    wood = np.empty((HEIGHT, WIDTH, 3), np.float32)
-    wood[:] = (78, 112, 150)
-    wood += grain[..., None]
-    scene = np.where((ys >= counter_top)[..., None], wood, wall)
-    scene[counter_top : counter_top + 3] *= 1.25  # the counter's lit front edge
-    scene[counter_top - 4 : counter_top] *= 0.8  # its shadow on the wall
-    distance = np.hypot((xs - 0.2 * WIDTH) / WIDTH, (ys - 0.1 * HEIGHT) / HEIGHT)
-    lit: Image = scene * (1.08 - 0.35 * distance**2)[..., None]
-    return lit
-
-
-def place_photo(scene: Image, photo_bgr: Image) -> Image:
-    """The photo in the frame's centre with a soft shadow on the wall behind it."""
-    side = PHOTO_SIDE * HEIGHT
-    k = side / photo_bgr.shape[0]
-    placed = np.array([[k, 0, (WIDTH - side) / 2], [0, k, (HEIGHT - side) / 2]], np.float32)
-    shadow_at = placed + np.array([[0, 0, 7], [0, 0, 10]], np.float32)
-    card = np.ones(photo_bgr.shape[:2], np.float32)
-    shadow = cv2.GaussianBlur(cv2.warpAffine(card, shadow_at, (WIDTH, HEIGHT)), (0, 0), 9)
-    composed = scene * (1 - 0.45 * shadow)[..., None]
-    cv2.warpAffine(
-        photo_bgr.astype(np.float32), placed, (WIDTH, HEIGHT), dst=composed,
-        flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_TRANSPARENT,
-    )  # fmt: skip
-    return composed
-
-
-def shoot(scene: Image, zoom: float, pan_x: float, pan_y: float, gain: float, noise: np.random.Generator) -> Image:
-    """One camera frame of a scene: zoom about the centre, pan, exposure, lens softness, sensor noise."""
-    view = cv2.getRotationMatrix2D((WIDTH / 2, HEIGHT / 2), 0, zoom)
-    view[:, 2] += (pan_x, pan_y)
-    frame = cv2.warpAffine(scene, view, (WIDTH, HEIGHT), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
-    frame = cv2.GaussianBlur(frame, (0, 0), 0.7) * gain
-    frame += noise.standard_normal(frame.shape, dtype=np.float32) * NOISE_SIGMA
-    shot: Image = np.clip(frame + 0.5, 0, 255).astype(np.uint8)
-    return shot
-
-
-def garment_frame(garment: Garment, scene: Image, n: int, count: int, seed: int) -> Image:
-    """Frame n of the `count` frames of a garment's segment."""
-    zoom, pan_x, pan_y, gain = garment.camera.at(n / max(count - 1, 1))
-    return shoot(scene, zoom, pan_x, pan_y, gain, keyed_rng(seed, garment.photo.as_posix(), n))
-
-
-def empty_frames(wall: Image, gains: tuple[float, float], count: int, seed: int, index: int) -> Iterator[Image]:
-    """The background alone, its light going from the last garment's to the next one's."""
-    for n in range(count):
-        gain = lerp(gains, (n + 1) / (count + 1))
-        yield shoot(wall, 1.0, 0.0, 0.0, gain, keyed_rng(seed, f"empty-{index}", n))
-
-
-def read_photo(path: Path) -> Image:
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise SystemExit(f"error: {path} is not a readable image")
-    return image
+from .eval_set import LABELS
+from .paths import MODELS_DIR, REAL_PHOTOS_DIR, shown
+from .video_camera import BRIGHT, DARK, HEIGHT, PAN_REACH, PAN_ZOOM, WIDTH, ZOOM, Garment, keyed_rng, random_camera
+from .video_frames import (
+    NOISE_SIGMA,
+    PHOTO_SIDE,
+    Image,
+    background,
+    empty_frames,
+    garment_frame,
+    place_photo,
+    read_photo,
+)
 
 
 def candidates(photos: Path, folder: str, rng: np.random.Generator) -> list[Path]:
@@ -273,7 +119,7 @@ def write_video(
     """Garments with empty scenes between them; the segments of the ground truth."""
     frames_per_item, frames_empty = frames
     wall = background(seed)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (WIDTH, HEIGHT))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), fps, (WIDTH, HEIGHT))
     if not writer.isOpened():
         raise SystemExit(f"error: cannot write {path} with the mp4v codec")
     segments: list[dict[str, Any]] = []
@@ -298,17 +144,25 @@ def write_video(
     return segments
 
 
-def shown(path: Path) -> str:
-    """A path as the repository's command lines show it: relative to the checkout when inside it."""
-    resolved = path.resolve()
-    return resolved.relative_to(ROOT).as_posix() if resolved.is_relative_to(ROOT) else str(path)
+@dataclass(frozen=True)
+class Plan:
+    """What the video shows and for how long, made once from the command line."""
+
+    photos: Path
+    per_class: int
+    seed: int
+    fps: float
+    frames_per_item: int
+    frames_empty: int
 
 
-def describe(args: argparse.Namespace, frames_per_item: int, frames_empty: int) -> str:
+def describe(plan: Plan) -> str:
+    """How the video was made, in words, for its ground truth."""
+    frames_per_item, frames_empty = plan.frames_per_item, plan.frames_empty
     return (
-        f"{args.per_class} photos per class from {shown(args.photos)}, in a seeded order (seed {args.seed}) with no "
+        f"{plan.per_class} photos per class from {shown(plan.photos)}, in a seeded order (seed {plan.seed}) with no "
         f"two neighbours of the same class, each shown for {frames_per_item} frames in the middle of a "
-        f"{WIDTH}x{HEIGHT} frame at {args.fps:g} fps (the photo {PHOTO_SIDE:.0%} of the frame height) on a "
+        f"{WIDTH}x{HEIGHT} frame at {plan.fps:g} fps (the photo {PHOTO_SIDE:.0%} of the frame height) on a "
         f"plaster wall over a wooden counter. Per garment, the camera zooms in or out ({ZOOM[0]:g} to {ZOOM[1]:g}) or "
         f"pans diagonally (up to {PAN_REACH * WIDTH:.0f} px either way at zoom {PAN_ZOOM:g}), and the light ramps or "
         f"steps between a dark and a bright exposure (gain {DARK[0]:g}-{DARK[1]:g} and {BRIGHT[0]:g}-{BRIGHT[1]:g}); "
@@ -318,21 +172,24 @@ def describe(args: argparse.Namespace, frames_per_item: int, frames_empty: int) 
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--photos", type=Path, default=DEFAULT_PHOTOS, help="one folder of photos per class")
+    p = argparse.ArgumentParser(prog="edge-classifier-sample-video", description=__doc__.splitlines()[0])
+    p.add_argument("--photos", type=Path, default=REAL_PHOTOS_DIR, help="one folder of photos per class")
     p.add_argument("--model", type=Path, help="model manifest: use only photos it labels correctly in the video")
-    p.add_argument("--output", type=Path, default=MODELS / "sample" / "garments.mp4", help="ground truth beside it")
+    p.add_argument("--output", type=Path, default=MODELS_DIR / "sample" / "garments.mp4", help="ground truth beside it")
     p.add_argument("--per-class", type=int, default=2)
     p.add_argument("--seconds-per-item", type=float, default=2.5)
     p.add_argument("--empty-seconds", type=float, default=1.0, help="empty scene between garments")
     p.add_argument("--fps", type=float, default=10.0)
     p.add_argument("--seed", type=int, default=7)
+    argv = sys.argv[1:] if argv is None else argv
     args = p.parse_args(argv)
 
     frames_per_item = round(args.seconds_per_item * args.fps)
     frames_empty = round(args.empty_seconds * args.fps)
+    plan = Plan(args.photos, args.per_class, args.seed, args.fps, frames_per_item, frames_empty)
     rng = np.random.default_rng(args.seed)
-    accept, screened_with = accept_all, None
+    accept: Callable[[Garment], bool] = accept_all
+    screened_with: dict[str, str] | None = None
     if args.model:
         classifier = Classifier.from_manifest(args.model)
         accept = screen(classifier, args.photos, frames_per_item, args.seed)
@@ -349,10 +206,10 @@ def main(argv: list[str] | None = None) -> int:
         "size": [WIDTH, HEIGHT],
         "frames": segments[-1]["last_frame"] + 1,
         "seed": args.seed,
-        "description": describe(args, frames_per_item, frames_empty),
+        "description": describe(plan),
         "photos": shown(args.photos),
         "screened_with": screened_with,
-        "command": "python models/make_sample_video.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": " ".join(["edge-classifier-sample-video", *argv]),
         "segments": segments,
     }
     args.output.with_suffix(".json").write_text(json.dumps(truth, indent=2) + "\n", encoding="utf-8")

@@ -1,6 +1,6 @@
-"""`python models/sweep.py`: build every variant of a plan on the same data and seed, one JSON line per variant.
+"""`edge-classifier-sweep`: build every variant of a plan on the same data and seed, one JSON line per variant.
 
-Each variant is one `models/build.py` run in a subprocess (a fresh TensorFlow each time), with
+Each variant is one `edge-classifier-build` run in a subprocess (a fresh TensorFlow each time), with
 `--record` for its measurements. Variants that share a trained float model share a
 `--keras-cache` file, so float32, dynamic-range, int8, QAT and pruned variants of one network are
 trained once. The results file is appended to after every variant; a variant already in it is
@@ -19,10 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .paths import MODELS_DIR
+
 logger = logging.getLogger(__name__)
 
-MODELS_DIR = Path(__file__).resolve().parent.parent
-BUILD = MODELS_DIR / "build.py"
+# The build's module rather than its console script: the subprocess runs in this interpreter, installed or not.
+BUILD_MODULE = "edge_classifier_build.cli"
 DEFAULT_RESULTS = MODELS_DIR / "report" / "results.jsonl"
 DEFAULT_WORK = MODELS_DIR / "work" / "sweep"
 
@@ -142,7 +144,7 @@ def command(
 ) -> list[str]:
     """The build command of one variant (run from the repository root)."""
     cmd = [
-        python, str(BUILD), "--quiet", *common, "--epochs", str(epochs), *variant.args,
+        python, "-m", BUILD_MODULE, "--quiet", *common, "--epochs", str(epochs), *variant.args,
         "--name", variant.name, "--output-dir", str(work / "variants" / variant.name),
         "--record", str(work / "records" / f"{variant.name}.json"),
         "--keras-cache", str(work / "cache" / f"{variant.cache}.keras"),
@@ -205,7 +207,7 @@ def sweep(
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="sweep.py", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="edge-classifier-sweep", description=__doc__.splitlines()[0])
     p.add_argument("--plan", choices=("full", "mini"), default="full", help="full: all data; mini: the CI check")
     p.add_argument("--results", type=Path, default=DEFAULT_RESULTS, help="JSON-lines file appended to")
     p.add_argument("--work-dir", type=Path, default=DEFAULT_WORK, help="models, caches, records and logs")
@@ -240,6 +242,10 @@ def main(argv: list[str] | None = None) -> int:
     lines = sweep(variants, common, epochs, args.plan, args.results, args.work_dir, args.timeout)
     failed = [line["variant"] for line in lines if "error" in line]
     print(f"done in {time.monotonic() - started:.0f}s: {len(lines)} variants run, {len(failed)} failed "
-          f"({', '.join(failed) or 'none'}) -> {args.results}; render with: python models/report.py "
+          f"({', '.join(failed) or 'none'}) -> {args.results}; render with: edge-classifier-report "
           f"--results {args.results}")  # fmt: skip
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

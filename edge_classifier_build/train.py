@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from edge_classifier.errors import InputError
 from edge_classifier.model.preprocess import Preprocessing
 
 from . import architectures
+from .fitting import FitResult, fit
 from .negatives import targets
 from .options import DISPLAY_NAMES
 
@@ -174,7 +174,7 @@ def random_erase(image: tf.Tensor, probability: float) -> tf.Tensor:
 
 def make_dataset(
     pixels: npt.NDArray[np.uint8],
-    labels: npt.NDArray[np.int64],
+    labels: npt.NDArray[Any],  # class indices, or target rows (negatives.targets)
     spec: Preprocessing,
     batch_size: int,
     training: bool,
@@ -231,25 +231,6 @@ def camera_dataset(
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
-def fit(
-    model: keras.Model,
-    dataset: tf.data.Dataset,
-    steps_per_epoch: int,
-    epochs: int,
-    learning_rate: float,
-    loss: Any,
-    metrics: list[Any],
-    verbose: int = 1,
-    callbacks: list[Any] | None = None,
-) -> dict[str, Any]:
-    """Compile with Adam on a cosine schedule and fit; returns history and wall time."""
-    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=max(1, steps_per_epoch * epochs))
-    model.compile(optimizer=keras.optimizers.Adam(schedule), loss=loss, metrics=metrics)
-    start = time.monotonic()
-    history = model.fit(dataset, epochs=epochs, verbose=verbose, callbacks=callbacks or [])
-    return {"history": history.history, "seconds": time.monotonic() - start}
-
-
 def one_hot_dataset(
     pixels: npt.NDArray[np.uint8],
     labels: npt.NDArray[np.int64],
@@ -273,7 +254,7 @@ def train(
     spec: Preprocessing,
     options: TrainOptions,
     verbose: int = 1,
-) -> dict[str, Any]:
+) -> FitResult:
     """Fit with Adam on a cosine schedule and label smoothing; returns history and wall time.
 
     A pretrained network first gets a linear probe (with --head-epochs) and keeps its batch norms

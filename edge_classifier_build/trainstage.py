@@ -22,7 +22,7 @@ from edge_classifier.errors import InputError
 from edge_classifier.model.preprocess import Preprocessing
 
 from . import distill, train
-from .data import to_pixels
+from .data import Frames, to_pixels
 
 logger = logging.getLogger(__name__)
 
@@ -95,10 +95,6 @@ def cached_or_trained(path: Path | None, expected: dict[str, Any], train_fn: Cal
     return trained
 
 
-def final_accuracy(fit: dict[str, Any]) -> float:
-    return round(100 * fit["history"]["accuracy"][-1], 2)
-
-
 def plain(
     options: train.TrainOptions,
     num_classes: int,
@@ -108,15 +104,15 @@ def plain(
     verbose: int,
 ) -> Trained:
     model = train.build_model(options, num_classes, spec.channels)
-    fit = train.train(model, pixels, labels, spec, options, verbose=verbose)
-    return Trained(model, fit["seconds"], final_accuracy(fit), cached=False)
+    result = train.train(model, pixels, labels, spec, options, verbose=verbose)
+    return Trained(model, result.seconds, result.final_accuracy, cached=False)
 
 
 def teacher_model(
     plan: TeacherPlan,
     data_key: dict[str, Any],
     num_classes: int,
-    frames_bgr: Any,
+    frames_bgr: Frames,
     labels: npt.NDArray[np.int64],
     spec: Preprocessing,
     verbose: int,
@@ -152,8 +148,8 @@ def student_or_plain(
     if teacher is None or plan is None:
         return plain(options, num_classes, pixels, labels, spec, verbose)
     model = train.build_model(options, num_classes, spec.channels)
-    fit = distill.distill(model, teacher.model, pixels, labels, spec, options, plan.distill, verbose=verbose)
-    return Trained(model, fit["seconds"], final_accuracy(fit), cached=False)
+    result = distill.distill(model, teacher.model, pixels, labels, spec, options, plan.distill, verbose=verbose)
+    return Trained(model, result.seconds, result.final_accuracy, cached=False)
 
 
 def teacher_options_from(

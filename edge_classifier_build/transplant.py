@@ -29,6 +29,8 @@ from edge_classifier.model.preprocess import Preprocessing
 from edge_classifier.model.quant import dequantize
 from edge_classifier.model.runner import io_specs, load_interpreter
 
+from .data import Frames
+
 logger = logging.getLogger(__name__)
 
 CONV_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
@@ -196,7 +198,7 @@ def imagenet_model(path: Path) -> tuple[keras.Model, int]:
     return model, classes
 
 
-def check_agreement(path: Path, frames_bgr: list[Any] | Any, spec: Preprocessing) -> Agreement:
+def check_agreement(path: Path, frames_bgr: Frames, spec: Preprocessing) -> Agreement:
     """Top-1 of the Keras rebuild (float) against the TFLite run by the daemon's own classifier, per frame.
 
     The rebuild gets the TFLite's own input: the daemon's preprocessing of the frame, quantized to the
@@ -206,7 +208,7 @@ def check_agreement(path: Path, frames_bgr: list[Any] | Any, spec: Preprocessing
     resolution = int(model.input_shape[1])
     names = tuple(str(i) for i in range(classes))
     agreed = decided = decided_agreed = 0
-    with Classifier(path, names, spec) as tflite:
+    with Classifier.from_file(path, names, spec) as tflite:
         for frame in frames_bgr:
             frame_bgr = np.ascontiguousarray(frame)
             seen = dequantize(tflite.preprocess(frame_bgr), tflite.input_spec.quant)
@@ -221,7 +223,7 @@ def check_agreement(path: Path, frames_bgr: list[Any] | Any, spec: Preprocessing
     return Agreement(len(frames_bgr), agreed, decided, decided_agreed, resolution, classes)
 
 
-def verified(path: Path, frames_bgr: list[Any] | Any, spec: Preprocessing) -> Agreement:
+def verified(path: Path, frames_bgr: Frames, spec: Preprocessing) -> Agreement:
     """check_agreement, refusing a transplant below MIN_AGREEMENT (the layers did not line up)."""
     agreement = check_agreement(path, frames_bgr, spec)
     print(
@@ -239,9 +241,9 @@ def verified(path: Path, frames_bgr: list[Any] | Any, spec: Preprocessing) -> Ag
 
 
 def check_on_photos(
-    path: Path, frames_bgr: Any, labels: npt.NDArray[np.int64], count: int, spec: Preprocessing
-) -> dict[str, Any]:
+    path: Path, frames_bgr: Frames, labels: npt.NDArray[np.int64], count: int, spec: Preprocessing
+) -> Agreement:
     """`verified` on COUNT training photos spread over every class (not the first class's only), negatives left out."""
     photos = np.flatnonzero(labels >= 0)
     picked = photos[np.linspace(0, len(photos) - 1, min(count, len(photos))).astype(int)]
-    return verified(path, [frames_bgr[i] for i in picked], spec).as_dict()
+    return verified(path, [frames_bgr[i] for i in picked], spec)

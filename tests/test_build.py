@@ -1,8 +1,10 @@
 """The workstation build: a smoke build that must come out full int8, and one-line errors for bad input."""
 
 import json
+import re
 import subprocess
 import sys
+from importlib.metadata import entry_points
 
 import cv2
 import jsonschema
@@ -10,9 +12,12 @@ import numpy as np
 import pytest
 
 from edge_classifier.model.runner import load_interpreter, op_counts, tensor_dtypes
-from helpers import MODELS, SCHEMAS
+from helpers import ROOT, SCHEMAS
 
-BUILD = [sys.executable, str(MODELS / "build.py")]
+# The console script's module, in this interpreter: what `edge-classifier-build` runs.
+BUILD = [sys.executable, "-m", "edge_classifier_build.cli"]
+BUILD_SCRIPTS = ("edge-classifier-build", "edge-classifier-sweep", "edge-classifier-report", "edge-classifier-eval-set",
+                 "edge-classifier-sample-video")  # fmt: skip
 tensorflow = pytest.importorskip("tensorflow", reason="the build extra (TensorFlow) is not installed")
 
 
@@ -87,12 +92,12 @@ def test_image_folder_build_learns_distinct_classes(tmp_path):
         (["--weights", "imagenet", "--resolution", "64"], "error: --weights imagenet exists only for alpha in "
          "(0.35, 0.5, 0.75, 1.0, 1.3, 1.4) and resolution in (96, 128, 160, 192, 224), not alpha 0.35 at 64"),
         (["--image-dir", "{tmp}/photos"], "error: class folder {tmp}/photos/dress has 0 images; each class needs at least 2"),
-        (["--epochs", "0"], "build.py: error: --epochs must be at least 1"),
+        (["--epochs", "0"], "edge-classifier-build: error: --epochs must be at least 1"),
         (["--random-erasing", "1.5"], "error: --random-erasing 1.5 must be between 0 and 1"),
-        (["--val-fraction", "1"], "build.py: error: --val-fraction must be between 0 and 1 (exclusive), got 1.0"),
-        (["--train-limit", "0"], "build.py: error: --train-limit must be at least 1, got 0"),
-        (["--fold-check-images", "-1"], "build.py: error: --fold-check-images must be 0 (no check) or more, got -1"),
-        (["--record", "{tmp}/a-file/record.json"], "build.py: error: --record: {tmp}/a-file is not a folder"),
+        (["--val-fraction", "1"], "edge-classifier-build: error: --val-fraction must be between 0 and 1 (exclusive), got 1.0"),
+        (["--train-limit", "0"], "edge-classifier-build: error: --train-limit must be at least 1, got 0"),
+        (["--fold-check-images", "-1"], "edge-classifier-build: error: --fold-check-images must be 0 (no check) or more, got -1"),
+        (["--record", "{tmp}/a-file/record.json"], "edge-classifier-build: error: --record: {tmp}/a-file is not a folder"),
     ],
 )  # fmt: skip
 def test_bad_build_input_is_one_line_and_nonzero(tmp_path, args, message):
@@ -106,8 +111,8 @@ def test_bad_build_input_is_one_line_and_nonzero(tmp_path, args, message):
 
 def test_corrupt_idx_file_is_named(tmp_path):
     """A truncated Fashion-MNIST file is reported by name, not as a numpy reshape error."""
-    from ecbuild.data import FASHION_DIR, load_fashion_mnist
     from edge_classifier.errors import InputError
+    from edge_classifier_build.data import FASHION_DIR, load_fashion_mnist
 
     if not FASHION_DIR.is_dir():
         pytest.skip("needs Debian's dataset-fashion-mnist")
@@ -120,8 +125,8 @@ def test_corrupt_idx_file_is_named(tmp_path):
 
 def test_corrupt_deflate_stream_is_named(tmp_path):
     """A gzip file whose header is intact but whose compressed data is damaged is named, not a zlib traceback."""
-    from ecbuild.data import FASHION_DIR, load_fashion_mnist
     from edge_classifier.errors import InputError
+    from edge_classifier_build.data import FASHION_DIR, load_fashion_mnist
 
     if not FASHION_DIR.is_dir():
         pytest.skip("needs Debian's dataset-fashion-mnist")
@@ -137,8 +142,8 @@ def test_imagenet_weights_that_cannot_be_fetched_are_one_error(monkeypatch):
     """Without internet Keras raises a bare Exception for the ImageNet download; the build names the option instead."""
     import tf_keras as keras
 
-    from ecbuild import architectures
     from edge_classifier.errors import InputError
+    from edge_classifier_build import architectures
 
     def offline(**kwargs):
         raise Exception("URL fetch failure on https://storage.googleapis.com/...: None -- [Errno -3] no network")
@@ -155,7 +160,7 @@ def test_imagenet_weights_that_cannot_be_fetched_are_one_error(monkeypatch):
 
 def test_random_erasing_replaces_one_rectangle_of_the_documented_size():
     """With probability 1 each image gets one rectangle of 2-40 % of its area; with 0 it is untouched."""
-    from ecbuild.train import random_erase
+    from edge_classifier_build.train import random_erase
 
     tensorflow.random.set_seed(3)
     image = np.full((96, 96, 3), 7, dtype=np.uint8)
@@ -172,9 +177,31 @@ def test_caches_trained_before_random_erasing_still_match():
     """With random erasing off, the cache description has no new key, so older Keras caches are reused."""
     from dataclasses import replace
 
-    from ecbuild.train import TrainOptions
-    from ecbuild.trainstage import describe
+    from edge_classifier_build.train import TrainOptions
+    from edge_classifier_build.trainstage import describe
 
     options = TrainOptions(0.35, 96, 1, 128, 2e-3, 0.1, 0.2, "none", 1)
     keys = [set(describe(o, {})["options"]) for o in (options, replace(options, random_erasing=0.5))]
     assert ({"random_erasing"}, False) == (keys[1] - keys[0], "random_erasing" in keys[0])
+
+
+@pytest.mark.parametrize("script", BUILD_SCRIPTS)
+def test_every_build_command_is_an_installed_console_script(script, capsys):
+    """The build's five commands are console scripts of the package; each answers --help under its own name."""
+    (entry,) = [entry for entry in entry_points(group="console_scripts") if entry.name == script]
+    with pytest.raises(SystemExit) as exited:
+        entry.load()(["--help"])
+    assert (0, f"usage: {script} ") == (exited.value.code, capsys.readouterr().out[: len(script) + 8])
+
+
+def test_the_runtime_never_imports_the_build():
+    """The daemon's package stays free of the build and of TensorFlow: no module of it names either."""
+    sources = sorted((ROOT / "edge_classifier").rglob("*.py"))
+    forbidden = re.compile(r"^\s*(from|import)\s+(edge_classifier_build|tensorflow|tf_keras)\b")
+    found = [
+        f"{path.relative_to(ROOT)}: {line.strip()}"
+        for path in sources
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if forbidden.match(line)
+    ]
+    assert (True, []) == (len(sources) > 10, found)

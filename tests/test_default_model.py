@@ -77,27 +77,28 @@ def test_acceptance_figures_in_the_manifest():
     metrics = DOCUMENT["metrics"]
     actual = (metrics["int8"]["images"], metrics["float_accuracy"] - metrics["int8_accuracy"] <= 0.5,
               DOCUMENT["size_bytes"] <= 1_000_000)  # fmt: skip
-    assert (10000, True, True) == actual
+    figures = f"float {metrics['float_accuracy']}%, int8 {metrics['int8_accuracy']}%, {DOCUMENT['size_bytes']} bytes"
+    assert (10000, True, True) == actual, figures
 
 
 def test_int8_accuracy_reaches_the_target():
     """The Fashion-MNIST model's int8 test accuracy is at least 94.0%, issue 2's target for the default model."""
-    assert True == (DOCUMENT["metrics"]["int8_accuracy"] >= 94.0)
+    assert DOCUMENT["metrics"]["int8_accuracy"] >= 94.0
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(not FASHION.is_dir(), reason="needs Debian's dataset-fashion-mnist (apt-get install it)")
 def test_int8_accuracy_is_reproduced_on_the_whole_test_set():
     """Re-running the committed model over all 10,000 test images gives exactly the manifest's int8 accuracy."""
-    from ecbuild.data import load_fashion_mnist, to_pixels
-    from ecbuild.evaluate import evaluate_tflite
+    from edge_classifier_build.data import load_fashion_mnist, to_pixels
+    from edge_classifier_build.evaluate import evaluate_tflite
 
     manifest = load_manifest(FASHION_MANIFEST)
     data = load_fashion_mnist(FASHION)
     size = tuple(DOCUMENT["input"]["shape"][1:3])
     pixels = to_pixels(data.test_bgr, manifest.preprocessing, size)
-    summary, _ = evaluate_tflite(manifest.model_path, pixels, data.test_labels, data.labels, manifest.preprocessing)
-    assert DOCUMENT["metrics"]["int8"]["confusion_matrix"] == summary["confusion_matrix"]
+    summary = evaluate_tflite(manifest.model_path, pixels, data.test_labels, data.labels, manifest.preprocessing)
+    assert DOCUMENT["metrics"]["int8"]["confusion_matrix"] == summary.confusion_matrix
 
 
 @pytest.mark.parametrize("configured", ["fashion-mobilenetv2", "fashion-mobilenetv2.json"])
@@ -115,7 +116,8 @@ def test_an_unknown_bare_model_name_is_one_clear_error():
 
     with pytest.raises(ModelError) as caught:
         resolve_manifest(Path("no-such-model"))
-    assert str(caught.value).startswith("model.manifest 'no-such-model' is neither a file nor a bundled model in: ")
+    expected = "model.manifest 'no-such-model' is neither a file nor a bundled model in: "
+    assert expected == str(caught.value)[: len(expected)]
 
 
 def test_the_fashion_model_keeps_the_old_threshold_and_the_default_its_calibrated_one():

@@ -8,8 +8,9 @@ import sys
 import jsonschema
 import pytest
 
-from ecbuild import selection, sweep
-from ecbuild.report import latest, planned_but_missing, rebuild_command, render
+from edge_classifier_build import selection, sweep
+from edge_classifier_build.rebuild import rebuild_command
+from edge_classifier_build.report import latest, planned_but_missing, render
 from helpers import MODELS, SCHEMAS
 
 HAS_TENSORFLOW = importlib.util.find_spec("tensorflow") is not None
@@ -18,9 +19,10 @@ needs_matplotlib = pytest.mark.skipif(importlib.util.find_spec("matplotlib") is 
 MINI_VARIANTS = [v.name for v in sweep.mini_plan(1, 1)[1]]
 
 
-def run(script, *args, timeout=900):
-    return subprocess.run([sys.executable, str(MODELS / script), *args], capture_output=True, text=True,
-                          timeout=timeout)  # fmt: skip
+def run(module, *args, timeout=900):
+    """One of the build's commands (edge_classifier_build.MODULE, as its console script runs it) in a subprocess."""
+    return subprocess.run([sys.executable, "-m", f"edge_classifier_build.{module}", *args], capture_output=True,
+                          text=True, timeout=timeout)  # fmt: skip
 
 
 def fake_record(name, accuracy, p50_ms, size, quantization="int8", group="architecture", **extra):
@@ -38,7 +40,7 @@ def fake_record(name, accuracy, p50_ms, size, quantization="int8", group="archit
                        "outputs": {"images": 2, "max_abs_diff": 0.0, "same_top1": 1.0, "tolerance": 1e-4},
                        "folded": True},
         "per_class_accuracy": {"a": 50.0, "b": 50.0}, "confusion_matrix": [[1, 1], [1, 1]],
-        "command": f"python models/build.py --quiet --name {name} --record r.json --alpha 0.35",
+        "command": f"edge-classifier-build --quiet --name {name} --record r.json --alpha 0.35",
         "versions": {"python": "3"}, "machine": {"cpu": "test", "cpus": 2}, **extra,
     }  # fmt: skip
 
@@ -87,25 +89,31 @@ def test_report_renders_from_results_alone(tmp_path):
 
 def test_rebuild_command_drops_the_sweeps_own_files():
     """The chosen variant's command loses --record, --name and --quiet but keeps its training options."""
-    assert "python models/build.py --alpha 0.35" == rebuild_command(fake_record("x", 1.0, 1.0, 1))
+    assert "edge-classifier-build --alpha 0.35" == rebuild_command(fake_record("x", 1.0, 1.0, 1))
+
+
+def test_rebuild_command_of_a_record_made_by_the_old_script_is_the_console_script():
+    """Records written when the build was `python models/build.py` rebuild with `edge-classifier-build`."""
+    record = {"command": "python models/build.py --quiet --name v --epochs 60 --alpha 0.35"}
+    assert "edge-classifier-build --epochs 60 --alpha 0.35" == rebuild_command(record)
 
 
 def test_rebuild_command_keeps_the_last_value_and_qat_epochs_only_for_qat():
     """A variant's own --epochs overrides the sweep's, and --qat-epochs stays only where QAT runs."""
-    common = "python models/build.py --quiet --qat-epochs 2 --epochs 15 --alpha 0.35"
+    common = "edge-classifier-build --quiet --qat-epochs 2 --epochs 15 --alpha 0.35"
     commands = [
         rebuild_command({"command": f"{common} --epochs 60 --quantization {quantization}"})
         for quantization in ("int8", "qat")
     ]
     assert [
-        "python models/build.py --epochs 60 --alpha 0.35 --quantization int8",
-        "python models/build.py --qat-epochs 2 --epochs 60 --alpha 0.35 --quantization qat",
+        "edge-classifier-build --epochs 60 --alpha 0.35 --quantization int8",
+        "edge-classifier-build --qat-epochs 2 --epochs 60 --alpha 0.35 --quantization qat",
     ] == commands
 
 
 def test_the_default_int8_model_runs_as_one_xnnpack_partition():
     """Every op of the default int8 MobileNetV2 is delegated to XNNPACK, so the graph is one DELEGATE node."""
-    from ecbuild.measure import xnnpack_partitions
+    from edge_classifier_build.measure import xnnpack_partitions
 
     assert 1 == xnnpack_partitions(MODELS / "fashion-mobilenetv2.tflite")
 
@@ -166,7 +174,7 @@ def test_lines_of_another_plan_are_neither_skipped_nor_reported(tmp_path):
 )  # fmt: skip
 def test_bad_optimization_options_are_one_line_errors(tmp_path, args, message):
     """Impossible technique combinations fail before any data is loaded, with one line and a non-zero exit."""
-    out = run("build.py", *[a.format(tmp=tmp_path) for a in args], "--output-dir", str(tmp_path / "out"), timeout=300)
+    out = run("cli", *[a.format(tmp=tmp_path) for a in args], "--output-dir", str(tmp_path / "out"), timeout=300)
     last = out.stderr.strip().splitlines()[-1]
     assert (True, message.format(tmp=tmp_path), False) == (out.returncode != 0, last, "Traceback" in out.stderr)
 
@@ -178,7 +186,7 @@ def test_unfolded_batch_norm_is_detected(tmp_path):
     import tensorflow as tf
     import tf_keras as keras
 
-    from ecbuild.foldcheck import batch_norm_ops
+    from edge_classifier_build.foldcheck import batch_norm_ops
 
     found = []
     for name, after_pooling in (("folded", False), ("unfolded", True)):
@@ -193,7 +201,7 @@ def test_unfolded_batch_norm_is_detected(tmp_path):
                 layer.set_weights([w + 0.5 * (i + 1) for i, w in enumerate(layer.get_weights())])
         path = tmp_path / f"{name}.tflite"
         path.write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
-        found.append(len(batch_norm_ops(path)["per_channel_affine_ops"]) > 0)
+        found.append(len(batch_norm_ops(path).per_channel_affine_ops) > 0)
     assert [False, True] == found
 
 
@@ -207,7 +215,7 @@ def test_unfolded_batch_norm_is_detected(tmp_path):
 def test_mini_sweep_writes_results_and_the_report_renders(tmp_path):
     """The mini plan builds every technique into one results file, resumes as a no-op and renders the report."""
     results, work = tmp_path / "results.jsonl", tmp_path / "work"
-    out = run("sweep.py", "--plan", "mini", "--results", str(results), "--work-dir", str(work), timeout=900)
+    out = run("sweep", "--plan", "mini", "--results", str(results), "--work-dir", str(work), timeout=900)
     assert 0 == out.returncode, out.stdout[-3000:] + out.stderr[-3000:]
     records = {r["variant"]: r for r in sweep.read_results(results)}
     errors = {name: r.get("error") for name, r in records.items() if "error" in r}
@@ -224,10 +232,10 @@ def test_mini_sweep_writes_results_and_the_report_renders(tmp_path):
     )  # fmt: skip
     float_manifest = json.loads((work / "variants" / "v2-a035-r32-float32" / "v2-a035-r32-float32.json").read_text())
     jsonschema.validate(float_manifest, json.loads((SCHEMAS / "manifest.schema.json").read_text()))
-    again = run("sweep.py", "--plan", "mini", "--results", str(results), "--work-dir", str(work), timeout=120)
+    again = run("sweep", "--plan", "mini", "--results", str(results), "--work-dir", str(work), timeout=120)
     assert (0, len(MINI_VARIANTS)) == (again.returncode, again.stdout.count("already in"))
     report = tmp_path / "REPORT.md"
-    rendered = run("report.py", "--results", str(results), "--output", str(report), timeout=120)
+    rendered = run("report", "--results", str(results), "--output", str(report), timeout=120)
     assert 0 == rendered.returncode, rendered.stderr[-2000:]
     text = report.read_text()
     rows = [name for name in MINI_VARIANTS if f"| {name} |" in text or f"| **{name}** |" in text]
@@ -237,8 +245,8 @@ def test_mini_sweep_writes_results_and_the_report_renders(tmp_path):
 
 def test_random_erasing_is_a_network_of_its_own_in_the_report():
     """A variant trained with random erasing is named so, and never shares a float baseline with one without."""
-    from ecbuild.report import parameters
-    from ecbuild.report_sections import network_key
+    from edge_classifier_build.report import parameters
+    from edge_classifier_build.report_sections import network_key
 
     plain = fake_record("plain", 90.0, 1.0, 1)
     erased = fake_record("erased", 91.0, 1.0, 1, random_erasing=0.5)
@@ -250,7 +258,7 @@ def test_random_erasing_is_a_network_of_its_own_in_the_report():
 
 def test_training_section_steps_through_budget_and_augmentation():
     """The training section orders one network's plain int8 builds by epochs, then erasing, with each step."""
-    from ecbuild.report_sections import training_section
+    from edge_classifier_build.report_sections import training_section
 
     records = [
         fake_record("short", 92.0, 1.0, 1),
@@ -263,7 +271,7 @@ def test_training_section_steps_through_budget_and_augmentation():
 
 def test_width_resolution_grid_compares_one_training_recipe():
     """The grid holds plain int8 MobileNetV2 builds of the base budget only, and steps from narrowest to widest."""
-    from ecbuild.report_architecture import width_resolution_section
+    from edge_classifier_build.report_architecture import width_resolution_section
 
     records = [
         fake_record("narrow", 90.0, 0.05, 600_000, resolution=64),
@@ -282,13 +290,15 @@ def test_width_resolution_grid_compares_one_training_recipe():
 
 def test_a_teacher_loaded_from_a_cache_is_charged_to_the_variant_that_trained_it():
     """A student whose teacher file is another variant's trained cache names that variant, not a second training."""
-    from ecbuild.report_sections import teacher_cost
+    from edge_classifier_build.report_sections import teacher_cost
 
     teacher = fake_record("wide", 92.0, 1.0, 1, base_train_seconds=2592.0,
-                          command="build.py --keras-cache cache/wide.keras")  # fmt: skip
+                          command="edge-classifier-build --keras-cache cache/wide.keras")  # fmt: skip
     student = fake_record("student", 91.0, 1.0, 1, teacher_seconds=2479.0,
-                          command="build.py --keras-cache cache/student.keras --teacher cache/wide.keras")  # fmt: skip
-    alone = fake_record("alone", 91.0, 1.0, 1, teacher_seconds=2479.0, command="build.py --teacher cache/gone.keras")
+                          command="edge-classifier-build --keras-cache cache/student.keras --teacher cache/wide.keras")  # fmt: skip
+    alone = fake_record(
+        "alone", 91.0, 1.0, 1, teacher_seconds=2479.0, command="edge-classifier-build --teacher cache/gone.keras"
+    )
     assert ["0 (loaded: the network of wide, 2592 s)", "2479"] == [
         teacher_cost(student, [teacher, student]),
         teacher_cost(alone, [teacher, alone]),
@@ -310,7 +320,7 @@ def test_the_committed_report_is_what_its_committed_results_render(tmp_path):
 
 def test_levers_pair_variants_that_differ_in_one_setting_only():
     """Widths pair in order within one resolution; a variant differing in two settings pairs with nothing."""
-    from ecbuild.report_levers import lever_pairs
+    from edge_classifier_build.report_levers import lever_pairs
 
     records = [
         fake_record("a035-r64", 90.0, 0.05, 600_000, resolution=64),
@@ -326,7 +336,7 @@ def test_levers_pair_variants_that_differ_in_one_setting_only():
 
 def test_front_summary_says_where_the_top_came_from_and_what_slower_networks_reached():
     """Two trainings of one network top the front; a slower, shorter-trained network is named with its budget."""
-    from ecbuild.report_sections import front_summary
+    from edge_classifier_build.report_sections import front_summary
 
     short = fake_record("short", 92.0, 0.10, 600_000, resolution=96)
     long = fake_record("long", 94.0, 0.11, 600_000, resolution=96, epochs=60)
@@ -346,13 +356,14 @@ def fake_real_record(alpha, resolution, accuracy, p50_ms, size, weights="pretrai
     """A real-photo build's record with the fields the report's real-photo section reads."""
     record = fake_record("unused", accuracy, p50_ms, size, alpha=alpha, resolution=resolution, **extra)
     del record["variant"], record["group"], record["plan"]
-    record["command"] = f"python models/build.py --weights {weights} --alpha {alpha} --resolution {resolution}"
+    record["command"] = f"edge-classifier-build --weights {weights} --alpha {alpha} --resolution {resolution}"
     return record
 
 
 def test_real_photo_default_is_the_fastest_row_within_half_a_point_of_the_best():
     """Of the transplanted rows, the 160 px one is 0.3 points short of the best and twice as fast: it is the default."""
-    from ecbuild.report_real import RULE, rows
+    from edge_classifier_build.report_real import RULE
+    from edge_classifier_build.report_real_rows import rows
 
     records = [
         fake_real_record(1.0, 224, 93.3, 28.0, 2_900_000),
@@ -369,7 +380,7 @@ def test_real_photo_default_is_the_fastest_row_within_half_a_point_of_the_best()
 
 def test_real_photo_confused_pairs_are_ordered_by_count_with_the_share_of_the_true_class():
     """Off-diagonal counts, largest first (ties: larger share, then matrix order), with the true class's share."""
-    from ecbuild.report_real import confused_pairs
+    from edge_classifier_build.report_real_confusion import confused_pairs
 
     record = fake_real_record(
         1.0,
@@ -386,7 +397,7 @@ def test_real_photo_confused_pairs_are_ordered_by_count_with_the_share_of_the_tr
 
 def test_real_photo_student_names_the_row_whose_cache_is_its_teacher():
     """The student's weights say which row taught it and with what label weight and temperature."""
-    from ecbuild.report_real import rows, weights_text
+    from edge_classifier_build.report_real_rows import rows, weights_text
 
     teacher = fake_real_record(1.0, 224, 93.0, 28.0, 2_900_000)
     teacher["command"] += " --keras-cache work/real-224.keras"

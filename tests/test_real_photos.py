@@ -2,8 +2,8 @@
 
 import json
 
-from ecbuild.photo_eval import evaluate_folder
 from edge_classifier.model.classifier import Classifier
+from edge_classifier_build.photo_eval import evaluate_folder
 from helpers import DEFAULT_MANIFEST, ROOT
 
 PHOTOS = ROOT / "tests" / "data" / "real-photos"
@@ -14,7 +14,7 @@ TARGET = 92.0  # percent top-1 of the int8 model through the daemon's own path
 def test_accuracy_on_the_committed_photos_is_the_one_the_manifest_records():
     """Classifying every committed photo as `edge-classifier classify` does gives the manifest's figure."""
     with Classifier.from_manifest(DEFAULT_MANIFEST) as classifier:
-        measured = evaluate_folder(classifier, PHOTOS, shown_as="tests/data/real-photos")
+        measured = evaluate_folder(classifier, PHOTOS, shown_as="tests/data/real-photos").as_dict()
     recorded = DOCUMENT["metrics"]["photos"]
     keys = ("dir", "images", "correct", "fingerprint", "accuracy", "confusion_matrix")
     assert {k: recorded[k] for k in keys} == {k: measured[k] for k in keys}

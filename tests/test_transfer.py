@@ -26,7 +26,7 @@ import pytest
 from edge_classifier.errors import InputError
 from edge_classifier.model.classifier import Classifier
 from edge_classifier.model.preprocess import Preprocessing, normalize, to_model_pixels
-from helpers import MODELS, ROOT, SCHEMAS
+from helpers import ROOT, SCHEMAS
 
 PHOTOS = ROOT / "tests" / "data" / "real-photos"
 FOLDERS = ("dress", "hat", "longsleeve", "outwear", "pants", "shirt", "shoes", "shorts", "skirt", "t-shirt")
@@ -86,7 +86,7 @@ class StandIn:
 
 def tflite_scores(path: Path, frames: list[np.ndarray]) -> np.ndarray:
     """A .tflite's dequantized outputs for some frames, through the daemon's own classifier."""
-    with Classifier(path, tuple(str(i) for i in range(len(FOLDERS))), SPEC) as classifier:
+    with Classifier.from_file(path, tuple(str(i) for i in range(len(FOLDERS))), SPEC) as classifier:
         return np.stack([classifier.classify(frame).scores for frame in frames])
 
 
@@ -140,7 +140,7 @@ def correlation(a: np.ndarray, b: np.ndarray) -> float:
 
 def corrupted(how: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Break the transplant in one of the ways a wrong layout would, without changing any kernel's shape."""
-    from ecbuild import transplant
+    from edge_classifier_build import transplant
 
     if how == "kernel rows and columns swapped":
         right = transplant.keras_kernel
@@ -168,8 +168,8 @@ def corrupted(how: str, monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.slow
 def test_stand_in_is_full_int8_with_uint8_input_and_output_like_corals(stand_in):
     """The stand-in has uint8 input and output, int8 weights and activations, and MobileNetV2's 53 weighted ops."""
-    from ecbuild.transplant import read_conv_weights
     from edge_classifier.model.runner import load_interpreter, tensor_dtypes
+    from edge_classifier_build.transplant import read_conv_weights
 
     interpreter = load_interpreter(stand_in.path, xnnpack=False)
     io = [d["dtype"] for d in (*interpreter.get_input_details(), *interpreter.get_output_details())]
@@ -183,7 +183,7 @@ def test_stand_in_is_full_int8_with_uint8_input_and_output_like_corals(stand_in)
 @pytest.mark.slow
 def test_transplant_agrees_with_the_tflite_on_the_photos(stand_in):
     """check_agreement finds the Keras rebuild and the .tflite on the same top-1 for at least 95% of 30 photos."""
-    from ecbuild.transplant import MIN_AGREEMENT, check_agreement
+    from edge_classifier_build.transplant import MIN_AGREEMENT, check_agreement
 
     photos = stand_in.check_photos()
     agreement = check_agreement(stand_in.path, [stand_in.frames[i] for i in photos], SPEC)
@@ -201,7 +201,7 @@ def test_rebuild_reproduces_the_original_network_and_the_tflite(stand_in):
     """The rebuild's pooled features and logits track the float network the file came from, its logits the file's."""
     import tf_keras as keras
 
-    from ecbuild.transplant import imagenet_model
+    from edge_classifier_build.transplant import imagenet_model
 
     rebuild, classes = imagenet_model(stand_in.path)
     photos = stand_in.check_photos()
@@ -229,7 +229,7 @@ def test_rebuild_reproduces_the_original_network_and_the_tflite(stand_in):
 @pytest.mark.parametrize("how", ["kernel rows and columns swapped", "biases dropped", "first kernel rotated"])
 def test_a_transplant_that_does_not_line_up_fails_the_check(stand_in, monkeypatch, how):
     """A kernel layout or bias mistake that keeps every shape is caught by the agreement check, not loaded silently."""
-    from ecbuild.transplant import verified
+    from edge_classifier_build.transplant import verified
 
     corrupted(how, monkeypatch)
     with pytest.raises(InputError, match=r"agrees with the TFLite on only \d+\.\d% of \d+ decided images") as caught:
@@ -252,7 +252,7 @@ def test_weights_for_another_network_are_refused_by_shape(stand_in, model, messa
     """Loading into a narrower or different network, or in the wrong order, names the first layer that does not fit."""
     import tf_keras as keras
 
-    from ecbuild.transplant import load_into, read_conv_weights
+    from edge_classifier_build.transplant import load_into, read_conv_weights
 
     convs = read_conv_weights(stand_in.path)
     shape = (RESOLUTION, RESOLUTION, 3)
@@ -275,8 +275,8 @@ def test_weights_for_another_network_are_refused_by_shape(stand_in, model, messa
 @pytest.mark.parametrize("classes", [10, 3])
 def test_the_files_head_is_loaded_only_into_a_head_of_its_size(stand_in, classes):
     """The build's model takes the file's logits for 10 classes; for 3 it keeps its own head and loads 52 layers."""
-    from ecbuild.architectures import classifier
-    from ecbuild.transplant import load_into, read_conv_weights
+    from edge_classifier_build.architectures import classifier
+    from edge_classifier_build.transplant import load_into, read_conv_weights
 
     convs = read_conv_weights(stand_in.path)
     model = classifier("mobilenetv2", RESOLUTION, 3, 1.0, classes, 0.2)
@@ -313,7 +313,7 @@ def test_transfer_build_on_the_photos_is_full_int8_with_named_labels(stand_in, t
         for index in chosen:
             shutil.copy(stand_in.files[index], train_dir / folder)
     out = subprocess.run(
-        [sys.executable, str(MODELS / "build.py"), "--image-dir", str(train_dir), "--val-dir", str(PHOTOS),
+        [sys.executable, "-m", "edge_classifier_build.cli", "--image-dir", str(train_dir), "--val-dir", str(PHOTOS),
          "--weights", str(stand_in.path), "--alpha", "1.0", "--resolution", "32", "--augmentation", "camera",
          "--head-epochs", "1", "--epochs", "1", "--batch-size", "16", "--train-limit", "40", "--test-limit", "20",
          "--calibration-images", "8", "--fold-check-images", "4", "--transplant-check-images", "20",
@@ -340,7 +340,7 @@ def test_transfer_build_on_the_photos_is_full_int8_with_named_labels(stand_in, t
 
 def build_error(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, list[str]]:
     """Run the build in-process with ARGS; its exit code and the lines it wrote to stderr."""
-    from ecbuild import cli
+    from edge_classifier_build import cli
 
     try:
         code = cli.main(list(args))
@@ -375,7 +375,7 @@ def test_a_weights_file_that_is_not_tflite_is_one_line_error(tmp_path, check_ima
     bogus = tmp_path / "bogus.tflite"
     bogus.write_bytes(bytes(range(100)))
     out = subprocess.run(
-        [sys.executable, str(MODELS / "build.py"), "--image-dir", str(PHOTOS), "--weights", str(bogus), "--alpha", "1.0",
+        [sys.executable, "-m", "edge_classifier_build.cli", "--image-dir", str(PHOTOS), "--weights", str(bogus), "--alpha", "1.0",
          "--resolution", "32", "--train-limit", "10", "--test-limit", "10", "--transplant-check-images", check_images,
          "--output-dir", str(tmp_path / "out"), "--quiet"],
         capture_output=True, text=True, timeout=300,
@@ -390,4 +390,4 @@ def test_a_weights_file_that_is_not_tflite_is_one_line_error(tmp_path, check_ima
 def test_val_dir_without_image_dir_is_a_usage_error(capsys, tmp_path):
     """--val-dir alone is refused by the argument parser (exit 2) before anything is loaded."""
     code, lines = build_error(capsys, "--val-dir", str(PHOTOS), "--output-dir", str(tmp_path))
-    assert (2, "build.py: error: --val-dir goes with --image-dir") == (code, lines[-1])
+    assert (2, "edge-classifier-build: error: --val-dir goes with --image-dir") == (code, lines[-1])
