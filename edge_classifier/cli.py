@@ -12,6 +12,7 @@ import threading
 from pathlib import Path
 from typing import Any, NoReturn
 
+import cv2
 import numpy as np
 
 from edge_classifier import __version__
@@ -91,12 +92,21 @@ def _load(args: argparse.Namespace) -> Config:
     return load_config(path, tuple(overrides))
 
 
-def _setup_logging(level: str) -> None:
+def _setup_logging(level: str, command: str) -> None:
+    """Our log's format and level; below debug, what the native libraries print on their own is kept out of it."""
     # Under systemd the journal adds its own timestamps.
     fmt = "%(levelname)s %(name)s: %(message)s"
     if "JOURNAL_STREAM" not in os.environ:
         fmt = "%(asctime)s " + fmt
     logging.basicConfig(level=level.upper(), format=fmt, stream=sys.stderr)
+    if level == "debug":
+        return
+    if "OPENCV_LOG_LEVEL" not in os.environ:
+        # OpenCV's [ WARN ] lines repeat, in its own words, what the source logs (a camera that cannot be opened).
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+    if command == "bench":
+        # The bench runs the daemon's own loop: its label changes are measured, not reported.
+        logging.getLogger("edge_classifier.service").setLevel(logging.WARNING)
 
 
 def cmd_run(config: Config) -> int:
@@ -145,7 +155,7 @@ def cmd_classify(config: Config, images: list[Path], top_k: int, as_json: bool) 
 
 
 def cmd_check(config: Config, path: Path) -> int:
-    from edge_classifier.capture.opening import check_source
+    from edge_classifier.capture.opening import check_source, missing_camera
     from edge_classifier.model.loading import open_classifier
     from edge_classifier.mqtt.client import tls_context
 
@@ -155,6 +165,9 @@ def cmd_check(config: Config, path: Path) -> int:
         tls_context(config.mqtt.ca_file)
     classifier, model = open_classifier(config.model)
     classifier.close()
+    no_camera = missing_camera(config.source.uri)
+    if no_camera:
+        print(f"warning: source.uri: {no_camera}; `run` waits for one to be plugged in", file=sys.stderr)
     print(f"{path}: OK (device {config.device}, model {model.name} {model.version}, source {config.source.uri!r}, "
           f"broker {config.mqtt.host}:{config.mqtt.port})")  # fmt: skip
     return 0
@@ -164,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         config = _load(args)
-        _setup_logging("debug" if args.verbose else config.log_level)
+        _setup_logging("debug" if args.verbose else config.log_level, args.command)
         if args.command == "run":
             code = cmd_run(config)
         elif args.command == "classify":

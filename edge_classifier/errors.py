@@ -5,7 +5,8 @@ EdgeClassifierError            base of every error the program expects and expla
 ├── ModelError                 model file, manifest, labels or self-test are wrong (exit 78)
 ├── InputError                 a user-supplied input (image, video, data set, argument) is unusable (exit 1)
 ├── BusyError                  the main loop has too many requests waiting; retry later
-└── StoppedError               the service stopped before it answered a request
+├── StoppedError               the service stopped before it answered a request
+└── ServiceError               the service cannot go on; systemd restarts it (exit 70, EX_SOFTWARE)
 
 Anything else escaping the program is a bug: it crashes with a traceback so that systemd
 restarts the service and the log shows where.
@@ -48,3 +49,12 @@ class BusyError(EdgeClassifierError):
 
 class StoppedError(EdgeClassifierError):
     """The service stopped before it could answer a request."""
+
+
+EX_SOFTWARE = 70
+
+
+class ServiceError(EdgeClassifierError):
+    """The service cannot go on (its MQTT network thread died or hangs); systemd restarts it."""
+
+    exit_code = EX_SOFTWARE

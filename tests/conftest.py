@@ -1,4 +1,7 @@
-"""Shared fixtures: a real mosquitto broker, a subscriber on it, and daemons that never outlive their test."""
+"""Shared fixtures: a real mosquitto broker, a subscriber on it, and daemons that never outlive their test.
+
+Also the time limit of the TensorFlow build tests (the default for every other test is in pyproject.toml).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +13,16 @@ from typing import Any
 import pytest
 
 from helpers import Broker, Daemon, Subscriber
+
+# A test marked `build` trains or converts models in subprocesses that each allow up to 900 s (the sweep test runs
+# three in a row, 1140 s at most): it gets this limit unless it names its own with @pytest.mark.timeout(SECONDS).
+BUILD_TIMEOUT_S = 1800
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("build") is not None and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(BUILD_TIMEOUT_S))
 
 
 @pytest.fixture

@@ -49,7 +49,10 @@ class Broker:
         binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         self.proc = subprocess.Popen([binary, "-c", str(self.config)], stderr=subprocess.PIPE, text=True)
         line = wait_for_line(self.proc, lambda text: " running" in text, timeout)
-        assert line, "mosquitto did not report it was running"
+        if not line:
+            self.proc.kill()
+            self.proc.wait(10)
+            raise AssertionError(f"mosquitto did not report it was running within {timeout}s: {self.config}")
         threading.Thread(target=_drain, args=(self.proc.stderr,), daemon=True).start()
         return self
 
@@ -160,8 +163,12 @@ class Daemon:
                 line = self._queue.get(timeout=remaining)
             except queue.Empty:
                 break
-            if line is None:
-                raise AssertionError(f"daemon exited ({self.proc.wait()}): {''.join(self.lines[-5:])}")
+            if line is None:  # stderr closed: the daemon is exiting, or closed it and hangs
+                try:
+                    code: int | str = self.proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    code = "still running 10s after closing stderr"
+                raise AssertionError(f"daemon exited ({code}): {''.join(self.lines[-5:])}")
             if predicate(line):
                 return line
         raise AssertionError(f"no matching log line within {timeout}s: {''.join(self.lines[-5:])}")

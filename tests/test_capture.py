@@ -22,13 +22,29 @@ def write_video(path, frames=20, fps=20.0, size=(160, 120)):
     return path
 
 
-def drain(source, limit=1000):
-    frames = []
+# The longest a fake camera's read() or open() hangs; every test releases it sooner, in its `finally`.
+HANG_S = 60
+
+
+def drain(source, limit=1000, within=60.0):
+    """Every frame of a finite source until it ends; fails if it has not ended within `within` seconds."""
+    frames, deadline = [], time.monotonic() + within
     while not source.ended and len(frames) < limit:
+        assert time.monotonic() < deadline, f"source not ended within {within}s: {len(frames)} frames, {source.stats()}"
         frame = source.get(5.0)
         if frame is not None:
             frames.append(frame)
     return frames
+
+
+def first_frame(source, within=20.0):
+    """The first frame the source delivers; fails if none comes within `within` seconds."""
+    deadline = time.monotonic() + within
+    while (remaining := deadline - time.monotonic()) > 0:
+        frame = source.get(min(5.0, remaining))
+        if frame is not None:
+            return frame
+    raise AssertionError(f"no frame within {within}s: {source.stats()}")
 
 
 @pytest.mark.parametrize(
@@ -57,7 +73,7 @@ def test_decode_threads_reach_the_decoder(tmp_path, threads):
     video = write_video(tmp_path / "v.mp4", frames=5)
     cap = open_capture(SourceConfig(uri=str(video), decode_threads=threads))
     decoded = 0
-    while cap.read()[0]:
+    while decoded < 100 and cap.read()[0]:  # bounded: the file has 5 frames
         decoded += 1
     assert (float(threads), 5) == (cap.get(cv2.CAP_PROP_N_THREADS), decoded)
     cap.release()
@@ -67,7 +83,9 @@ def test_slow_consumer_gets_freshest_frame_and_drops_are_counted(tmp_path):
     """At native rate a consumer that holds back finds only the newest frame; the rest count as dropped."""
     video = write_video(tmp_path / "v.mp4", frames=10, fps=100.0)
     with OpenCVSource(SourceConfig(uri=str(video), file_rate="native")) as source:
+        deadline = time.monotonic() + 20
         while not source.ended and source.stats().frames_captured < 10:
+            assert time.monotonic() < deadline, f"10 frames not captured within 20s: {source.stats()}"
             threading.Event().wait(0.05)  # the consumer is busy elsewhere; frames keep arriving
         frame = source.get(1.0)
         stats = source.stats()
@@ -173,9 +191,7 @@ def test_grey_camera_frames_reach_the_loop_as_bgr():
     release = threading.Event()
     source = OpenCVSource(SourceConfig(uri=0), opener=lambda config: GreyCapture(2, release))
     try:
-        frame = None
-        while frame is None:
-            frame = source.get(5.0)
+        frame = first_frame(source)
     finally:
         release.set()
         source.close()
@@ -214,9 +230,7 @@ def test_opener_that_raises_is_retried_not_fatal():
 
     source = OpenCVSource(SourceConfig(uri=0, reopen_backoff_s=0.01, reopen_backoff_max_s=0.02), opener=opener)
     try:
-        frame = None
-        while frame is None:
-            frame = source.get(5.0)
+        first_frame(source)
         stats = source.stats()
     finally:
         release.set()
@@ -241,7 +255,7 @@ class BlockingCapture:
         if self.count >= self.frames:
             if self.repeat_last:
                 return True, np.full((4, 4, 3), self.frames - 1, dtype=np.uint8)
-            self.release_event.wait()
+            self.release_event.wait(HANG_S)
             return False, None
         self.count += 1
         return True, np.full((4, 4, 3), self.count % 256, dtype=np.uint8)
@@ -280,7 +294,9 @@ def test_stalled_camera_is_detected_and_reopened(repeat_last):
     finally:
         release.set()
         source.close()
-    assert (True, True, True) == (stats.stalls >= 1, stats.frames_captured > captured_at_stall, len(opened) >= 2)
+    assert (True, True, True) == (stats.stalls >= 1, stats.frames_captured > captured_at_stall, len(opened) >= 2), (
+        f"{stats}; frames captured at the first stall: {captured_at_stall}; captures opened: {len(opened)}"
+    )
 
 
 class FrozenCapture(BlockingCapture):
@@ -322,7 +338,7 @@ def test_network_stream_of_a_still_scene_is_not_a_stall():
         stats = source.stats()
     finally:
         source.close()
-    assert (0, True) == (stats.stalls, stats.frames_captured > 10)
+    assert (0, True) == (stats.stalls, stats.frames_captured > 10), stats
 
 
 def test_opencv_error_while_reading_reopens_the_camera(caplog):
@@ -364,11 +380,11 @@ def test_camera_that_cannot_be_opened_is_retried_with_backoff():
     config = SourceConfig(uri=0, reopen_backoff_s=0.01, reopen_backoff_max_s=0.02)
     source = OpenCVSource(config, opener=lambda c: Closed())
     try:
-        assert True == done.wait(10)
+        assert done.wait(10), f"3 open attempts awaited for 10s, {len(attempts)} made"
         stats = source.stats()
     finally:
         source.close()
-    assert (True, "reopening") == (stats.reopens >= 2, stats.state)
+    assert (True, "reopening") == (stats.reopens >= 2, stats.state), stats
 
 
 def test_open_that_never_returns_is_abandoned_and_retried():
@@ -380,7 +396,7 @@ def test_open_that_never_returns_is_abandoned_and_retried():
         capture = BlockingCapture(10**9, release)  # frames flow for as long as the test runs
         opened.append(capture)
         if len(opened) == 1:
-            release.wait()  # the first open hangs until the test ends
+            release.wait(HANG_S)  # the first open hangs until the test ends
         return capture
 
     config = SourceConfig(uri=0, open_timeout_s=1.0, reopen_backoff_s=0.01, reopen_backoff_max_s=0.02)
@@ -395,7 +411,7 @@ def test_open_that_never_returns_is_abandoned_and_retried():
         source.close()
     # The abandoned reader releases what its open() finally returned.
     assert (True, 1, 2, "running", True) == (
-        frame is not None, stats.stalls, len(opened), stats.state, opened[0].released.wait(5))  # fmt: skip
+        frame is not None, stats.stalls, len(opened), stats.state, opened[0].released.wait(5)), stats  # fmt: skip
 
 
 def test_opens_that_all_block_stop_at_the_live_reader_cap():
@@ -407,7 +423,7 @@ def test_opens_that_all_block_stop_at_the_live_reader_cap():
 
     def opener(config):
         calls.append(1)
-        release.wait()
+        release.wait(HANG_S)
         return BlockingCapture(1, release)
 
     config = SourceConfig(uri=0, open_timeout_s=0.1, reopen_backoff_s=0.01, reopen_backoff_max_s=0.02)
@@ -439,7 +455,9 @@ def test_looping_glob_whose_files_vanish_is_reopened_not_spun(tmp_path):
         while source.stats().stalls == 0 and time.monotonic() < deadline:
             source.get(0.2)
         stats = source.stats()
-    assert (True, 1, "reopening") == (None not in first, stats.stalls, stats.state)
+    assert (True, 1, "reopening") == (None not in first, stats.stalls, stats.state), (
+        f"{stats}; first frames: {[None if f is None else f.index for f in first]}"
+    )
 
 
 class HangingMjpegCamera:
@@ -487,9 +505,7 @@ def test_network_stream_that_hangs_is_detected_and_reopened():
     camera = HangingMjpegCamera(frames=4)
     source = OpenCVSource(SourceConfig(uri=camera.url, stall_timeout_s=1.0, reopen_backoff_s=0.1))
     try:
-        first = None
-        while first is None:
-            first = source.get(5.0)
+        first = first_frame(source, within=30.0)
         first_reader = next(t for t in threading.enumerate() if t.name == "capture-1")
         reconnected = camera.reconnected.wait(30)
         stats = source.stats()
@@ -499,4 +515,5 @@ def test_network_stream_that_hangs_is_detected_and_reopened():
         source.close()
         camera.close()
     assert ((120, 160, 3), True, True, False) == (
-        first.image_bgr.shape, reconnected, stats.stalls >= 1, first_reader.is_alive())  # fmt: skip
+        first.image_bgr.shape, reconnected, stats.stalls >= 1, first_reader.is_alive()
+    ), f"{stats}; connections: {camera.connections}"  # fmt: skip

@@ -61,8 +61,7 @@ def test_example_config_shows_the_defaults():
     ("yaml_text", "message"),
     [
         ("mqtt:\n  hots: x\n", "mqtt.hots: unknown key (known keys here: host, port, username, password_file, tls, "
-         "ca_file, prefix, keepalive_s, connect_wait_s, reconnect_min_s, reconnect_max_s, qos, publish_inference, inference_max_hz, "
-         "metrics_interval_s)"),
+         "ca_file, prefix, keepalive_s, connect_wait_s, reconnect_min_s, reconnect_max_s, protocol, max_offline_s, qos, publish_inference, inference_max_hz, metrics_interval_s)"),
         ("mqtt:\n  port: 70000\n", "mqtt.port: expected an integer from 1 to 65535, got 70000"),
         ("mqtt:\n  port: '1883'\n", "mqtt.port: expected an integer from 1 to 65535, got '1883'"),
         ("mqtt:\n  qos: 2\n", "mqtt.qos: expected an integer from 0 to 1, got 2"),

@@ -26,6 +26,9 @@ CONFIG_EXAMPLE = ROOT / "deploy" / "config.example.yaml"
 NAME = "edge-classifier"
 BOOKWORM = 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nID=debian\nVERSION_ID="12"\nVERSION_CODENAME=bookworm\n'
 
+# The first test that uses `setup` pays for a real install, which run_installer allows 600 s.
+pytestmark = pytest.mark.timeout(900)
+
 
 def run_installer(*args: str | Path, check: bool = True) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
@@ -87,7 +90,7 @@ def venv_python() -> Path:
     system = Path("/usr/bin/python3")
     if (
         system.is_file()
-        and 0 == subprocess.run([system, "-c", "import ensurepip, venv"], capture_output=True).returncode
+        and 0 == subprocess.run([system, "-c", "import ensurepip, venv"], capture_output=True, timeout=60).returncode
     ):
         return system
     return Path(sys._base_executable)
@@ -119,7 +122,9 @@ def test_package_is_installed_not_linked_to_the_checkout(setup):
     python = setup["root"] / f"opt/{NAME}/venv/bin/python"
     code = "import edge_classifier; print(edge_classifier.__file__)"
     result = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=60, cwd="/")
-    assert True is Path(result.stdout.strip()).is_relative_to(setup["root"] / f"opt/{NAME}/venv")
+    assert True is Path(result.stdout.strip()).is_relative_to(setup["root"] / f"opt/{NAME}/venv"), (
+        result.stdout + result.stderr
+    )
 
 
 @pytest.mark.slow
@@ -165,7 +170,7 @@ def test_second_run_changes_nothing(setup, tmp_path):
     root = copy_root(setup, tmp_path)
     before = snapshot(root)
     result = run_installer(*installer_args(setup, root))
-    assert (before, True) == (snapshot(root), "nothing to change" in result.stdout)
+    assert (before, True) == (snapshot(root), "nothing to change" in result.stdout), result.stdout
 
 
 @pytest.mark.slow
@@ -207,7 +212,10 @@ def test_dry_run_changes_nothing(setup, tmp_path):
     fresh_run = run_installer("--dry-run", *installer_args(setup, fresh))
     installed_run = run_installer("--dry-run", *installer_args(setup, installed))
     assert (False, before) == (fresh.exists(), snapshot(installed))
-    assert (True, True) == ("would run:" in fresh_run.stdout, "would run: install" in installed_run.stdout)
+    assert (True, True) == ("would run:" in fresh_run.stdout, "would run: install" in installed_run.stdout), (
+        fresh_run.stdout,
+        installed_run.stdout,
+    )
 
 
 @pytest.mark.slow
@@ -238,7 +246,7 @@ def test_refuses_an_unsupported_os(tmp_path, os_release, expected):
     lines = result.stderr.splitlines()
     assert (1, 1, True, False) == (
         result.returncode, len(lines), expected in result.stderr, (tmp_path / "root").exists()
-    )  # fmt: skip
+    ), result.stderr  # fmt: skip
 
 
 def test_accepts_raspberry_pi_os_bookworm(tmp_path):
@@ -252,7 +260,7 @@ def test_accepts_raspberry_pi_os_bookworm(tmp_path):
         "--dry-run", "--root", tmp_path / "root", "--os-release", release, "--model", manifest,
         "--config-example", example,
     )  # fmt: skip
-    assert (True, False) == ("==> OS: debian 12" in result.stdout, (tmp_path / "root").exists())
+    assert (True, False) == ("==> OS: debian 12" in result.stdout, (tmp_path / "root").exists()), result.stdout
 
 
 def test_refuses_python_older_than_3_10(tmp_path):
@@ -281,4 +289,4 @@ def test_help_and_unknown_option():
         "--uninstall" in helped.stdout and "--root DIR" in helped.stdout,
         bad.returncode,
         bad.stderr.splitlines(),
-    )
+    ), helped.stdout

@@ -18,7 +18,7 @@ def test_round_trip_error_is_at_most_half_a_step(params):
     low, high = (info.min - params.zero_point) * params.scale, (info.max - params.zero_point) * params.scale
     reals = np.linspace(low, high, 1001)
     error = np.abs(dequantize(quantize(reals, params), params) - reals)
-    assert True == bool(error.max() <= params.scale / 2 + 1e-6)
+    assert float(error.max()) <= params.scale / 2 + 1e-6
 
 
 def test_int8_extremes_do_not_wrap_when_dequantized():

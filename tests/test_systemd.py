@@ -67,7 +67,7 @@ def test_verify_notices_a_missing_binary(tmp_path):
         pytest.skip(f"{HOST_UNITS} is missing: verify needs the host's sysinit.target and friends")
     root = make_root(tmp_path, with_binary=False)
     result = analyze("verify", "--man=no", f"--root={root}", UNIT.name)
-    assert (1, True) == (result.returncode, EXEC_START in result.stderr)
+    assert (1, True) == (result.returncode, EXEC_START in result.stderr), result.stderr
 
 
 def test_security_exposure_is_at_most_two(record_property):
@@ -116,4 +116,4 @@ def test_timeouts_leave_room_for_the_daemon():
         seconds["WatchdogSec"] > 30,
         2 < seconds["TimeoutStopSec"] <= 30,
         seconds["TimeoutStartSec"] >= 30,
-    )
+    ), seconds

@@ -13,7 +13,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.skipif(not shutil.which("openssl"), 
 
 
 def openssl(folder, *args):
-    subprocess.run(["openssl", *args], cwd=folder, check=True, capture_output=True)
+    subprocess.run(["openssl", *args], cwd=folder, check=True, capture_output=True, timeout=60)
 
 
 def make_ca(folder, name):

@@ -28,24 +28,62 @@ class Capture(Protocol):
     def release(self) -> None: ...
 
 
+# What a folder given as the source plays: its image files, as a sorted glob would (lower-cased suffixes).
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+
+
 def source_kind(uri: int | str) -> str:
-    """device, stream, gstreamer, glob or file."""
+    """device, stream, gstreamer, folder, glob or file."""
     if isinstance(uri, int) or uri.isdigit() or uri.startswith("/dev/"):
         return "device"
     if "!" in uri:
         return "gstreamer"
     if "://" in uri:
         return "stream"
+    if Path(uri).is_dir():
+        return "folder"
     if any(c in uri for c in "*?[") and not Path(uri).is_file():
         return "glob"
     return "file"
 
 
-class ImageGlobCapture:
-    """A sorted glob of image files behaving like a VideoCapture."""
+def image_files(uri: int | str) -> list[str]:
+    """The images a glob or folder source plays, sorted: a glob's matches, or a folder's image files."""
+    if source_kind(uri) == "folder":
+        return sorted(
+            str(path)
+            for path in Path(str(uri)).iterdir()
+            if path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".") and path.is_file()
+        )
+    return sorted(glob.glob(str(uri)))
 
-    def __init__(self, pattern: str):
-        self._files = sorted(glob.glob(pattern))
+
+def missing_camera(uri: int | str) -> str | None:
+    """Why a local camera source certainly has no camera now, and what to give instead; else None."""
+    if source_kind(uri) != "device":
+        return None
+    text = str(uri)
+    if text.isdigit():
+        node = Path(f"/dev/video{int(text)}")  # what OpenCV's V4L2 backend opens for an index
+    elif text.startswith("/dev/"):
+        node = Path(text)
+    else:
+        return None  # a negative index: "any camera", no one node to look for
+    if node.exists():
+        return None
+    instead = "to classify a file, folder or stream instead: --source FILE|FOLDER|URL|'GLOB'"
+    return f"no camera: {node} does not exist ({instead})"
+
+
+class NoCameraError(OSError):
+    """The opener found no camera at all at a local device (its node does not exist): nothing to retry soon."""
+
+
+class ImageGlobCapture:
+    """A sorted glob of image files (or a folder's images) behaving like a VideoCapture."""
+
+    def __init__(self, files: list[str]):
+        self._files = list(files)
         self._next = 0
 
     def isOpened(self) -> bool:  # noqa: N802
@@ -90,9 +128,12 @@ def frame_as_bgr(image: Any) -> npt.NDArray[Any] | None:
 def open_capture(config: SourceConfig) -> Capture:
     """The real opener: cv2.VideoCapture with the requested size and rate (where the device honours them)."""
     kind = source_kind(config.uri)
-    if kind == "glob":
-        return ImageGlobCapture(str(config.uri))
+    if kind in ("glob", "folder"):
+        return ImageGlobCapture(image_files(config.uri))
     if kind == "device":
+        absent = missing_camera(config.uri)
+        if absent:
+            raise NoCameraError(absent)  # before OpenCV, which would print its own warnings on every attempt
         uri = config.uri
         target: int | str = int(uri) if isinstance(uri, int) or uri.isdigit() else uri
         cap = cv2.VideoCapture(target, cv2.CAP_V4L2) if hasattr(cv2, "CAP_V4L2") else cv2.VideoCapture(target)
@@ -121,16 +162,19 @@ def open_capture(config: SourceConfig) -> Capture:
 
 
 def check_source(config: SourceConfig, opener: Callable[[SourceConfig], Capture] = open_capture) -> None:
-    """Refuse at start-up a file or glob that gives no frame (a camera, unlike them, may be plugged in later).
+    """Refuse at start-up a file, folder or glob that gives no frame (a camera, unlike them, may be plugged in later).
 
     A ConfigError (exit 78): restarting the service will not make the file readable.
     """
     kind = source_kind(config.uri)
     if kind == "file" and not Path(str(config.uri)).is_file():
         raise ConfigError(f"source.uri: video file {config.uri!r} does not exist")
-    if kind == "glob" and not glob.glob(str(config.uri)):
+    if kind == "glob" and not image_files(config.uri):
         raise ConfigError(f"source.uri: no image matches {config.uri!r}")
-    if kind in ("file", "glob"):
+    if kind == "folder" and not image_files(config.uri):
+        suffixes = ", ".join(s.lstrip(".") for s in IMAGE_SUFFIXES)
+        raise ConfigError(f"source.uri: folder {config.uri!r} holds no image file ({suffixes})")
+    if kind in ("file", "glob", "folder"):
         cap = opener(config)
         try:
             ok, image = cap.read() if cap.isOpened() else (False, None)
@@ -139,4 +183,6 @@ def check_source(config: SourceConfig, opener: Callable[[SourceConfig], Capture]
         if not ok or frame_as_bgr(image) is None:
             if kind == "glob":
                 raise ConfigError(f"source.uri: none of the images matching {config.uri!r} is readable")
+            if kind == "folder":
+                raise ConfigError(f"source.uri: none of the images in folder {config.uri!r} is readable")
             raise ConfigError(f"source.uri: video file {config.uri!r} gives no frame OpenCV can decode")

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from edge_classifier.capture.opening import Capture, frame_as_bgr, open_capture, source_kind
+from edge_classifier.capture.opening import Capture, NoCameraError, frame_as_bgr, open_capture, source_kind
 from edge_classifier.config.settings import SourceConfig
 
 logger = logging.getLogger(__name__)
@@ -34,7 +34,7 @@ class Frame:
 
 @dataclass(frozen=True)
 class SourceStats:
-    state: str  # starting, running, stalled, reopening, ended
+    state: str  # starting, running, stalled, reopening, absent (no camera plugged in: no device node), ended
     frames_captured: int
     frames_dropped: int
     stalls: int
@@ -70,7 +70,8 @@ class OpenCVSource:
         self._config = config
         self._opener = opener
         self._kind = source_kind(config.uri)
-        self._finite = self._kind in ("file", "glob")
+        self._images = self._kind in ("glob", "folder")
+        self._finite = self._images or self._kind == "file"
         self._every_frame = self._finite and config.file_rate == "max"
         # A network stream of a still scene can decode to identical frames; only a local camera's are a stall.
         self._repeat_is_stall = self._kind in ("device", "gstreamer")
@@ -139,7 +140,7 @@ class OpenCVSource:
             return
         if self._every_frame and self._frame is not None:
             return  # waiting for the consumer is not a stall
-        opening = self._state in ("reopening", "starting")
+        opening = self._state in ("reopening", "starting", "absent")
         timeout = self._config.open_timeout_s if opening else self._config.stall_timeout_s
         if time.monotonic() - self._last_progress <= timeout:
             return
@@ -165,8 +166,8 @@ class OpenCVSource:
             )
         self._restart_locked()
 
-    def _restart_locked(self) -> None:
-        self._state = "reopening"
+    def _restart_locked(self, state: str = "reopening") -> None:
+        self._state = state
         self._reopens += 1
         delay = self._backoff
         self._backoff = min(self._backoff * 2, self._config.reopen_backoff_max_s)
@@ -191,6 +192,9 @@ class OpenCVSource:
             return
         try:
             cap = self._opener(self._config)
+        except NoCameraError as exc:
+            self._absent(generation, str(exc))
+            return
         except (cv2.error, OSError) as exc:
             self._fail(generation, f"cannot open source {self._config.uri!r} ({exc})")
             return
@@ -201,6 +205,8 @@ class OpenCVSource:
             with self._cond:
                 if not self._current(generation):
                     return
+                if self._state == "absent":
+                    logger.info("source %s: a camera appeared; classifying its frames", self._config.uri)
                 self._state = "running"
                 self._last_progress = time.monotonic()
             self._pump(generation, cap)
@@ -212,7 +218,7 @@ class OpenCVSource:
     def _pump(self, generation: int, opened: Capture) -> None:
         cap = opened  # a looping glob replaces it each pass (releasing the one it replaces)
         try:
-            fps = cap.get(cv2.CAP_PROP_FPS) or self._config.fps or (1.0 if self._kind == "glob" else 30.0)
+            fps = cap.get(cv2.CAP_PROP_FPS) or self._config.fps or (1.0 if self._images else 30.0)
             period = 1.0 / fps if self._finite and not self._every_frame else 0.0
             next_due = time.monotonic()
             previous_probe = self._last_probe
@@ -228,7 +234,7 @@ class OpenCVSource:
                             return
                         pass_start = index
                         cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
-                        if self._kind == "glob":
+                        if self._images:
                             cap = self._replace(cap)
                         continue
                     if self._finite:
@@ -285,6 +291,17 @@ class OpenCVSource:
     def _replace(self, cap: Capture) -> Capture:
         cap.release()
         return self._opener(self._config)
+
+    def _absent(self, generation: int, why: str) -> None:
+        """No camera is plugged in: said once, then looked for again quietly at the longest backoff."""
+        with self._cond:
+            if not self._current(generation):
+                return
+            self._backoff = self._config.reopen_backoff_max_s
+            log = logger.debug if self._state == "absent" else logger.warning
+            log("source %s: %s; looking for one every %gs", self._config.uri, why, self._backoff)
+            self._restart_locked("absent")
+            self._cond.notify_all()
 
     def _fail(self, generation: int, message: str) -> None:
         with self._cond:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import reprlib
 import types
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +12,20 @@ from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 import yaml
 
+from edge_classifier.config.yaml_reading import parse_yaml
 from edge_classifier.errors import ConfigError
+
+# Values in messages are cut short: an error stays one readable line for a 70,000-character string
+# or a structure built from YAML aliases (whose full repr would never finish).
+_SHORT = reprlib.Repr()
+_SHORT.maxstring = _SHORT.maxother = 60
+_SHORT.maxlist = _SHORT.maxtuple = _SHORT.maxdict = 6
+_SHORT.maxlevel = 2
+
+
+def show(value: Any) -> str:
+    """repr() of a value for a one-line message, shortened."""
+    return _SHORT.repr(value)
 
 
 def _describe(hint: Any) -> str:
@@ -117,7 +131,7 @@ def build_dataclass(cls: Any, data: Any, prefix: str) -> Any:
     if isinstance(data, _Typed):
         data = data.parsed
     if not isinstance(data, dict):
-        raise ConfigError(f"{prefix or 'config'}: expected a mapping of keys, got {data!r}")
+        raise ConfigError(f"{prefix or 'config'}: expected a mapping of keys, got {show(data)}")
     hints = get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - set(fields), key=str)
@@ -131,21 +145,29 @@ def build_dataclass(cls: Any, data: Any, prefix: str) -> Any:
         try:
             kwargs[name] = _convert(key, value, hints[name], dict(fields[name].metadata))
         except ValueError as exc:
-            raise ConfigError(f"{key}: expected {exc}, got {value!r}") from None
+            if value is None:
+                # `key: #3` is `key:` and a comment to YAML, which is easy to miss.
+                raise ConfigError(f"{key}: expected {exc}, got nothing: YAML read the value as empty "
+                                  "('#' starts a comment; quote a value that begins with it)") from None  # fmt: skip
+            raise ConfigError(f"{key}: expected {exc}, got {show(value)}") from None
     return cls(**kwargs)
+
+
+# What YAML reads as null on purpose; anything else it reads as null (`#3`, `---`) was meant as text.
+_NULLS = ("", "~", "null", "Null", "NULL")
 
 
 def set_dotted(tree: dict[str, Any], assignment: str) -> None:
     """Apply one `--set KEY=VALUE` to the tree; the value stays text and YAML until its key's type is known."""
     key, sep, raw = assignment.partition("=")
     if not sep or not key:
-        raise ConfigError(f"--set {assignment!r}: expected KEY=VALUE, for example mqtt.host=broker.local")
+        raise ConfigError(f"--set {show(assignment)}: expected KEY=VALUE, for example mqtt.host=broker.local")
     try:
-        value = yaml.safe_load(raw) if raw else ""
+        value = parse_yaml(raw, f"--set {key}", key) if raw else ""
     except yaml.YAMLError:
         value = raw
-    if isinstance(value, str) and value != raw.strip():
-        value = raw  # YAML ate part of it (a '#' comment, quotes): the user meant the text as typed
+    if (isinstance(value, str) and value != raw.strip()) or (value is None and raw.strip() not in _NULLS):
+        value = raw  # YAML ate part or all of it ('#' comment, '---' marker, quotes): the user meant the text as typed
     if not isinstance(value, dict | list):
         value = _Typed(raw, value)
     node = tree

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import socket
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
-from edge_classifier.config.from_yaml import build_dataclass, set_dotted
+from edge_classifier.config.from_yaml import build_dataclass, set_dotted, show
+from edge_classifier.config.mqtt_values import check_host, check_length, check_names, check_prefix, check_text
+from edge_classifier.config.yaml_reading import read_config_file
 from edge_classifier.errors import ConfigError
 from edge_classifier.model.preprocess import Preprocessing, PreprocessingValueError
 from edge_classifier.mqtt.topics import sanitize_device_id
@@ -100,6 +101,11 @@ class MqttConfig:
     connect_wait_s: float = field(default=2.0, metadata=_limits(0.0, 600))
     reconnect_min_s: float = field(default=1.0, metadata=_limits(0.1, 3600))
     reconnect_max_s: float = field(default=60.0, metadata=_limits(0.1, 3600))
+    # MQTT 5 reports a denied publish in its PUBACK; mqttv311 for brokers without MQTT 5.
+    protocol: Literal["mqttv5", "mqttv311"] = "mqttv5"
+    # Unable to publish for longer than this, the daemon stops feeding the systemd watchdog, which then
+    # restarts it; 0: never.
+    max_offline_s: float = field(default=3600.0, metadata=_limits(0.0, 604800))
     qos: int = field(default=1, metadata=_limits(0, 1))
     publish_inference: bool = False
     inference_max_hz: float = field(default=2.0, metadata=_limits(0.01, 1000))
@@ -124,31 +130,17 @@ class Config:
 
 def load_config(path: Path | None = None, overrides: tuple[str, ...] = ()) -> Config:
     """Read, merge and validate; every problem is a ConfigError naming the dotted key and value."""
-    tree: Any = {}
-    if path is not None:
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
-        except UnicodeDecodeError:
-            raise ConfigError(f"config file {path} is not UTF-8 text") from None
-        try:
-            tree = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" at line {mark.line + 1}" if mark else ""
-            raise ConfigError(f"config file {path} is not valid YAML{where}") from None
-        tree = {} if tree is None else tree
-        if not isinstance(tree, dict):
-            raise ConfigError(f"config file {path}: expected a mapping of keys at the top level")
+    tree: Any = {} if path is None else read_config_file(path)
     for assignment in overrides:
         set_dotted(tree, assignment)
     config: Config = build_dataclass(Config, tree, "")
-    if config.mqtt.reconnect_max_s < config.mqtt.reconnect_min_s:
-        raise ConfigError(
-            f"mqtt.reconnect_max_s: {config.mqtt.reconnect_max_s} is below "
-            f"mqtt.reconnect_min_s {config.mqtt.reconnect_min_s}"
-        )
+    _check_not_below(
+        "mqtt.reconnect_max_s", config.mqtt.reconnect_max_s, "mqtt.reconnect_min_s", config.mqtt.reconnect_min_s
+    )
+    _check_not_below(
+        "source.reopen_backoff_max_s", config.source.reopen_backoff_max_s, "source.reopen_backoff_s",
+        config.source.reopen_backoff_s,
+    )  # fmt: skip
     if config.model.path is not None and config.model.manifest is not None:
         raise ConfigError(
             f"model.path: give either model.manifest or model.path, not both (path {str(config.model.path)!r})"
@@ -162,22 +154,31 @@ def load_config(path: Path | None = None, overrides: tuple[str, ...] = ()) -> Co
         raise ConfigError(f"model.preprocessing.{exc.field}: {exc}") from None
     if config.mqtt.ca_file is not None and not config.mqtt.tls:
         raise ConfigError(f"mqtt.ca_file: {str(config.mqtt.ca_file)!r} is set but mqtt.tls is false")
-    _check_host(config.mqtt.host)
-    if not config.mqtt.prefix or any(c in config.mqtt.prefix for c in "#+") or config.mqtt.prefix.startswith("/"):
-        raise ConfigError(
-            f"mqtt.prefix: expected a topic prefix without '#', '+' or a leading '/', got {config.mqtt.prefix!r}"
-        )
+    _check_mqtt(config)
     return config
 
 
-def _check_host(host: str) -> None:
-    """Refuse a host name paho cannot encode: its network thread would die on it and never reconnect."""
+def _check_not_below(high_key: str, high: float, low_key: str, low: float) -> None:
+    if high < low:
+        raise ConfigError(f"{high_key}: {high} is below {low_key} {low}")
+
+
+def _check_mqtt(config: Config) -> None:
+    """Refuse now what MQTT cannot carry: paho's network thread would die on it later, or retry forever."""
+    mqtt = config.mqtt
+    check_host(mqtt.host)
+    check_prefix(mqtt.prefix)
+    if mqtt.username is not None:
+        check_text("mqtt.username", mqtt.username)
+        check_length("mqtt.username", mqtt.username)
+    check_text("device_id", config.device_id)
+    device_id = config.device_id or socket.gethostname()
     try:
-        valid = bool(host) and host == host.strip() and bool(host.encode("idna"))
-    except UnicodeError:
-        valid = False
-    if not valid:
-        raise ConfigError(f"mqtt.host: {host!r} is not a host name or IP address")
+        device = sanitize_device_id(device_id)
+    except ValueError:
+        given = show(device_id) if config.device_id else f"is not set and the host name {show(device_id)}"
+        raise ConfigError(f"device_id: {given} has no letter or digit to name the device by") from None
+    check_names(mqtt.prefix, device, device_id)
 
 
 def mqtt_password(config: MqttConfig) -> str | None:
@@ -186,14 +187,29 @@ def mqtt_password(config: MqttConfig) -> str | None:
     if os.environ.get("CREDENTIALS_DIRECTORY"):
         candidates.append(Path(os.environ["CREDENTIALS_DIRECTORY"]) / "mqtt_password")
     for candidate in candidates:
-        if candidate and candidate.is_file():
-            try:
-                # An empty file (the installer creates one) means: no password.
-                return candidate.read_text(encoding="utf-8").strip() or None
-            except OSError as exc:
-                raise ConfigError(f"mqtt.password_file: cannot read {candidate}: {exc.strerror}") from None
-            except UnicodeDecodeError:
-                raise ConfigError(f"mqtt.password_file: {candidate} is not UTF-8 text") from None
+        try:
+            # Never open a FIFO or device: reading one could block start-up forever.
+            mode = candidate.stat().st_mode
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise ConfigError(f"mqtt.password_file: cannot read {candidate}: {exc.strerror}") from None
+        if stat.S_ISDIR(mode):
+            raise ConfigError(f"mqtt.password_file: {str(candidate)!r} is a directory")
+        if not stat.S_ISREG(mode):
+            raise ConfigError(f"mqtt.password_file: {str(candidate)!r} is not a regular file")
+        try:
+            # An empty file (the installer creates one) means: no password.
+            password = candidate.read_text(encoding="utf-8").strip() or None
+        except OSError as exc:
+            raise ConfigError(f"mqtt.password_file: cannot read {candidate}: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"mqtt.password_file: {candidate} is not UTF-8 text") from None
+        if password is not None:
+            # Never show the password itself.
+            check_text("mqtt.password_file", password, f"the password in {candidate}")
+            check_length("mqtt.password_file", password, f"the password in {candidate}")
+        return password
     if config.password_file:
         raise ConfigError(f"mqtt.password_file: {str(config.password_file)!r} does not exist")
     return None

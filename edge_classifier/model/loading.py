@@ -37,6 +37,8 @@ def resolve_manifest(configured: Path | None) -> Path:
     """The manifest to load: the default model, a path, or a bundled model's bare name (`fashion-mobilenetv2`)."""
     if configured is None:
         return default_manifest()
+    if configured.parent != Path(".") and not configured.exists():
+        raise ModelError(f"model.manifest: {str(configured)!r} does not exist")
     if configured.is_file() or configured.parent != Path("."):
         return configured
     name = configured.name if configured.suffix == ".json" else f"{configured.name}.json"
@@ -51,9 +53,14 @@ def open_classifier(config: ModelConfig) -> tuple[Classifier, ModelInfo]:
     """Load the configured model; with a manifest, check its sha256 and run its self-test."""
     if config.path is not None:
         assert config.labels is not None  # load_config guarantees it
+        if not config.path.is_file():
+            raise ModelError(f"model.path: model file {str(config.path)!r} does not exist")
         pre = config.preprocessing
         spec = Preprocessing(pre.color_order, config.crop or "center", pre.interpolation, pre.mean, pre.std)
-        labels = read_labels(config.labels)
+        try:
+            labels = read_labels(config.labels)
+        except ModelError as exc:
+            raise ModelError(f"model.labels: {exc}") from None
         classifier = Classifier.from_file(config.path, labels, spec, pre.output_kind, config.num_threads)
         return classifier, ModelInfo(config.path.stem, "unversioned", sha256_file(config.path))
     manifest_path = resolve_manifest(config.manifest)

@@ -148,7 +148,7 @@ def _min_score(document: dict[str, Any], where: Path) -> float | None:
 def verify_sha256(manifest: Manifest) -> None:
     """Refuse a model file that is not the one the manifest describes."""
     if not manifest.model_path.is_file():
-        raise ModelError(f"model file {manifest.model_path} named by {manifest.path} does not exist")
+        raise ModelError(f"model.manifest: model file {manifest.model_path} named by {manifest.path} does not exist")
     actual = sha256_file(manifest.model_path)
     if actual != manifest.sha256:
         raise ModelError(

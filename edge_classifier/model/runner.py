@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import sys
+import tempfile
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -35,6 +40,37 @@ def interpreter_class() -> tuple[Any, str]:
         ) from None
 
 
+# LiteRT's C++ logger prints this to file descriptor 2 when a process creates its first XNNPACK delegate;
+# TF_CPP_MIN_LOG_LEVEL does not reach that logger and LiteRT has no option for it (ai-edge-litert 2.3).
+LITERT_BANNER = b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n"
+
+
+@contextlib.contextmanager
+def _native_stderr_without(line: bytes) -> Iterator[None]:
+    """While the block runs, file descriptor 2 goes to a temporary file; afterwards what was written there,
+    less `line`, is written to the real stderr. Scoped to one call, so no thread or pipe outlives it."""
+    try:
+        captured = tempfile.TemporaryFile()  # noqa: SIM115 - closed below, once fd 2 is back
+    except OSError:  # nowhere to put it: the banner is harmless, let it through
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    os.dup2(captured.fileno(), 2)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        captured.seek(0)
+        kept = captured.read().replace(line, b"", 1)
+        captured.close()
+        if kept:
+            sys.stderr.buffer.write(kept)
+            sys.stderr.flush()
+
+
 def load_interpreter(model_path: Path, num_threads: int = 1, xnnpack: bool = True) -> Any:
     """An allocated interpreter for a .tflite file, or ModelError naming what is wrong with it."""
     cls, package = interpreter_class()
@@ -45,9 +81,14 @@ def load_interpreter(model_path: Path, num_threads: int = 1, xnnpack: bool = Tru
         from ai_edge_litert.interpreter import OpResolverType
 
         kwargs["experimental_op_resolver_type"] = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    # The banner stays in the log only when debugging (the CLI's -v sets the level).
+    quiet = (
+        _native_stderr_without(LITERT_BANNER) if not logger.isEnabledFor(logging.DEBUG) else contextlib.nullcontext()
+    )
     try:
-        interpreter = cls(**kwargs)
-        interpreter.allocate_tensors()
+        with quiet:
+            interpreter = cls(**kwargs)
+            interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as exc:
         raise ModelError(f"model file {model_path} is not a loadable TFLite model: {first_line(exc)}") from None
     logger.debug("loaded %s with %s (%d threads)", model_path, package, num_threads)

@@ -1,30 +1,46 @@
-"""Publishing over MQTT with paho 2.x: Last Will, online/offline status, reconnect with backoff."""
+"""Publishing over MQTT with paho 2.x: Last Will, online/offline status, denied publishes, supervised network I/O."""
 
 from __future__ import annotations
 
 import logging
 import ssl
-import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from edge_classifier.errors import ConfigError
+from edge_classifier.mqtt.backoff import STABLE_AFTER_S, Backoff
+from edge_classifier.mqtt.denials import EchoCheck, PubackLedger
+from edge_classifier.mqtt.network import WARN_INTERVAL_S, NetworkThread
+from edge_classifier.ratelimit import RateLimitedLog
 from edge_classifier.service.messages import Message
 
 logger = logging.getLogger(__name__)
 
 ONLINE, OFFLINE = "online", "offline"
+# mqtt.protocol, named as mosquitto_pub's -V names them.
+PROTOCOLS = {"mqttv5": MQTTProtocolVersion.MQTTv5, "mqttv311": MQTTProtocolVersion.MQTTv311}
+ClientFactory = Callable[[str, MQTTProtocolVersion], mqtt.Client]
+
+
+def paho_client(client_id: str, protocol: MQTTProtocolVersion) -> mqtt.Client:
+    return mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol)
 
 
 @dataclass(frozen=True)
 class PublisherStats:
     connected: bool
-    connects: int
-    publish_skipped: int
+    connects: int  # connections the broker accepted since start
+    publish_skipped: int  # messages not sent because no connection was up
+    connect_failures: int  # connection attempts that did not end in an accepted connection
+    publish_denied: int  # publishes the broker refused (its ACL)
+    last_error: str | None  # the last failed attempt, lost connection or denied publish; None if none yet
+    publishing_lost: bool  # nothing could be published for longer than mqtt.max_offline_s
 
 
 class Publisher(Protocol):
@@ -34,7 +50,10 @@ class Publisher(Protocol):
         """Queue a message; False (and counted) when it cannot be sent now."""
 
     def service(self) -> bool:
-        """Main-loop housekeeping; True right after a (re)connection was announced online."""
+        """Main-loop housekeeping; True right after a (re)connection was announced online.
+
+        Raises ServiceError when the connection can no longer be looked after (the service must restart).
+        """
 
     def stats(self) -> PublisherStats: ...
 
@@ -55,9 +74,11 @@ def tls_context(ca_file: Path | None) -> ssl.SSLContext:
 
 
 class MqttPublisher:
-    """paho's network thread connects and reconnects; its callbacks only log and set events.
+    """Publishes from the caller's thread; a supervised network thread connects, reconnects and does the I/O.
 
-    Everything else (announcing `online`, publishing) happens on the caller's thread.
+    `service()`, called by the main loop every iteration, announces `online` (retained) on every new
+    connection, reports publishes the broker refused, and raises ServiceError once the network thread
+    died or hangs, so that systemd restarts the service.
     """
 
     def __init__(
@@ -73,90 +94,141 @@ class MqttPublisher:
         keepalive_s: int = 30,
         reconnect_min_s: float = 1.0,
         reconnect_max_s: float = 60.0,
+        protocol: str = "mqttv5",
+        max_offline_s: float = 0.0,
+        stable_after_s: float = STABLE_AFTER_S,
+        client_factory: ClientFactory = paho_client,
+        clock: Callable[[], float] = time.monotonic,
     ):
+        if protocol not in PROTOCOLS:
+            raise ValueError(f"protocol: expected one of {', '.join(PROTOCOLS)}, got {protocol!r}")
+        version = PROTOCOLS[protocol]
         self._status_topic = status_topic
-        self._connected = threading.Event()
-        self._fresh_connection = threading.Event()
-        self._connects = self._skipped = 0
+        self._max_offline_s = max_offline_s
+        self._clock = clock
+        self._address = f"{host}:{port}"
+        self._skipped = self._denied = 0
+        self._announced = 0  # the connection whose `online` went out
         self._closed = False
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id)
+        self._warn = RateLimitedLog(logger, WARN_INTERVAL_S)
+        client = client_factory(client_id, version)
         client.will_set(status_topic, OFFLINE, qos=1, retain=True)
         if username is not None:
             client.username_pw_set(username, password)
         if tls is not None:
             client.tls_set_context(tls)
-        client.reconnect_delay_set(min_delay=max(1, round(reconnect_min_s)), max_delay=max(1, round(reconnect_max_s)))
-        client.on_connect = self._on_connect
-        client.on_disconnect = self._on_disconnect
-        client.on_connect_fail = self._on_connect_fail
+        self._acks: PubackLedger | None = None
+        self._echo: EchoCheck | None = None
+        if version == mqtt.MQTTv5:
+            self._acks = PubackLedger()
+            client.on_publish = self._acks.on_publish
+        else:
+            self._echo = EchoCheck(status_topic, ONLINE, float(keepalive_s))
+            client.on_message = self._echo.on_message
+            client.on_subscribe = self._echo.on_subscribe
+        client.connect_async(host, port, keepalive=keepalive_s, clean_start=True)
         self._client = client
-        self._address = f"{host}:{port}"
-        client.connect_async(host, port, keepalive=keepalive_s)
-        client.loop_start()
+        backoff = Backoff(reconnect_min_s, reconnect_max_s, stable_after_s)
+        self._network = NetworkThread(
+            client, self._address, tls=tls is not None, keepalive_s=keepalive_s, backoff=backoff, clock=clock
+        )
+        self._network.start()
 
-    # paho network thread ------------------------------------------------------------------
-    def _on_connect(self, client: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
-        if reason_code.is_failure:
-            logger.warning("broker %s refused the connection: %s", self._address, reason_code)
-            return
-        logger.info("connected to broker %s", self._address)
-        # Fresh first: send() must never see connected-but-not-fresh before `online` is sent.
-        self._fresh_connection.set()
-        self._connected.set()
-
-    def _on_connect_fail(self, client: Any, userdata: Any) -> None:
-        # paho passes no reason: a closed port, a wrong host or a TLS handshake that failed.
-        logger.warning("could not connect to broker %s; retrying with backoff", self._address)
-
-    def _on_disconnect(self, client: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
-        if self._connected.is_set() and not self._closed:
-            logger.warning("disconnected from broker %s (%s); reconnecting", self._address, reason_code)
-        self._connected.clear()
-
-    # caller's thread ---------------------------------------------------------------------
     @property
     def connected(self) -> bool:
-        return self._connected.is_set()
+        return self._network.connection() > 0
 
     def wait_connected(self, timeout: float) -> bool:
-        return self._connected.wait(timeout)
+        return self._network.wait_connected(timeout)
 
     def service(self) -> bool:
-        if not (self._fresh_connection.is_set() and self._connected.is_set()):
+        self._network.check()
+        if self._acks is not None:
+            for topic, reason in self._acks.denied():
+                self._count_denial(topic, reason, " (see its ACL for this client)")
+        connection = self._network.connection()
+        if not connection:
             return False
-        self._fresh_connection.clear()
-        self._connects += 1
-        self._client.publish(self._status_topic, ONLINE, qos=1, retain=True)
+        if self._echo is not None:
+            self._check_echo(self._echo, connection)
+        if connection == self._announced:
+            return False
+        self._announced = connection
+        if self._echo is not None and not self._echo.done:
+            self._echo.start(self._client, connection, self._clock())
+        self._publish(self._status_topic, ONLINE, 1, True)
         return True
 
     def send(self, message: Message) -> bool:
         # Until service() has announced `online` on this connection, nothing else goes out,
         # so a dashboard never sees a result from a device it believes is offline.
-        if not self._connected.is_set() or self._fresh_connection.is_set():
+        connection = self._network.connection()
+        if not connection or connection != self._announced:
             self._skipped += 1
             return False
-        info = self._client.publish(message.topic, message.payload, qos=message.qos, retain=message.retain)
+        return self._publish(message.topic, message.payload, message.qos, message.retain)
+
+    def _publish(self, topic: str, payload: str, qos: int, retain: bool) -> bool:
+        info = self._client.publish(topic, payload, qos=qos, retain=retain)
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             self._skipped += 1
             return False
+        if qos > 0 and self._acks is not None:
+            self._acks.sent(info.mid, topic)
         return True
 
+    def _count_denial(self, topic: str, reason: str, advice: str = "") -> None:
+        self._denied += 1
+        self._network.note_error(f"publish to {topic} denied: {reason}")
+        self._warn.warning_for(
+            f"denied: {topic}", "broker %s denied a publish to %s: %s%s", self._address, topic, reason, advice
+        )
+
+    def _check_echo(self, echo: EchoCheck, connection: int) -> None:
+        outcome = echo.outcome(connection, self._clock())
+        if outcome is None:
+            return
+        self._client.unsubscribe(echo.topic)
+        if outcome == "echoed":
+            logger.debug("broker %s echoed our status on %s: publishing is allowed", self._address, echo.topic)
+        elif outcome == "unverifiable":
+            logger.info(
+                "broker %s refused a subscription to %s: with MQTT 3.1.1 a denied publish cannot be detected",
+                self._address, echo.topic,
+            )  # fmt: skip
+        else:
+            self._count_denial(
+                echo.topic,
+                f"our {ONLINE!r} did not come back within {echo.timeout_s:.0f}s (MQTT 3.1.1 names no reason: "
+                "the ACL may deny publishing, or reading, this topic; mqtt.protocol mqttv5 reports denials)",
+            )
+
     def stats(self) -> PublisherStats:
-        return PublisherStats(self.connected, self._connects, self._skipped)
+        link = self._network.state()
+        offline_s = 0.0 if link.offline_since is None else self._clock() - link.offline_since
+        lost = self._max_offline_s > 0 and offline_s > self._max_offline_s
+        return PublisherStats(
+            link.connection > 0,
+            link.connects,
+            self._skipped,
+            link.connect_failures,
+            self._denied,
+            link.last_error,
+            lost,
+        )
 
     def close(self, timeout: float = 1.0) -> None:
         """Publish `offline` (a clean disconnect does not fire the Last Will), flush, disconnect."""
         if self._closed:
             return
         self._closed = True
-        if self._connected.is_set():
+        if self._network.alive and self.connected:
             info = self._client.publish(self._status_topic, OFFLINE, qos=1, retain=True)
             try:
                 info.wait_for_publish(timeout)
             except (RuntimeError, ValueError) as exc:
                 logger.warning("could not flush 'offline': %s", exc)
-        self._client.disconnect()
-        self._client.loop_stop()
+        self._network.stop()
 
     def __enter__(self) -> MqttPublisher:
         return self
@@ -194,7 +266,7 @@ class MemoryPublisher:
         return True
 
     def stats(self) -> PublisherStats:
-        return PublisherStats(self.is_connected, self._connects, self._skipped)
+        return PublisherStats(self.is_connected, self._connects, self._skipped, 0, 0, None, False)
 
     def close(self) -> None:
         if not self.closed and self.is_connected:

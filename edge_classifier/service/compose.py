@@ -68,6 +68,7 @@ def open_publisher(config: Config, topics: Topics, tls: ssl.SSLContext | None, s
         mqtt.host, mqtt.port, topics.client_id, topics.status,
         username=mqtt.username, password=mqtt_password(mqtt), tls=tls,
         keepalive_s=mqtt.keepalive_s, reconnect_min_s=mqtt.reconnect_min_s, reconnect_max_s=mqtt.reconnect_max_s,
+        protocol=mqtt.protocol, max_offline_s=mqtt.max_offline_s,
     )  # fmt: skip
     if not wait_for_broker(publisher, mqtt.connect_wait_s, stop) and not stop.is_set():
         logger.warning("broker %s:%d not reachable yet; classifying anyway and retrying", mqtt.host, mqtt.port)
@@ -121,4 +122,5 @@ def build_service(
 def run_service(config: Config, stop: threading.Event) -> str:
     """Run until stopped or a finite source ends; start-up problems raise EdgeClassifierError."""
     with contextlib.ExitStack() as stack:
-        return build_service(config, stack, stop).loop.run(stop)
+        service = build_service(config, stack, stop)
+        return service.loop.run(stop)

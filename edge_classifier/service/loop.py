@@ -74,6 +74,7 @@ class MainLoop:
         self._metrics_reader = parts.metrics.reader()
         self._ready = False
         self._camera_state = ""
+        self._publishing_lost = False
 
     def run(self, stop: threading.Event) -> str:
         """Run until `stop` is set ("stopped") or a finite source has no more frames ("ended")."""
@@ -115,7 +116,20 @@ class MainLoop:
         if not self._ready:
             self._ready = True
             parts.notifier.ready(f"classifying {parts.model.name}")
-        parts.notifier.watchdog(now)
+        if self._may_feed_watchdog():
+            parts.notifier.watchdog(now)
+
+    def _may_feed_watchdog(self) -> bool:
+        """False while nothing could be published for longer than mqtt.max_offline_s: systemd then restarts us."""
+        lost = self.parts.publisher.stats().publishing_lost
+        if lost != self._publishing_lost:
+            self._publishing_lost = lost
+            if lost:
+                logger.error("nothing could be published for longer than mqtt.max_offline_s: no longer feeding the "
+                             "systemd watchdog, so that it restarts the service")  # fmt: skip
+            else:
+                logger.info("publishing again: feeding the systemd watchdog again")
+        return not lost
 
     def _serve_inbox(self) -> None:
         while (request := self.parts.inbox.take()) is not None:

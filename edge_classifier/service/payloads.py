@@ -100,6 +100,9 @@ def metrics_message(
             "connected": publisher.connected,
             "reconnects": max(0, publisher.connects - 1),
             "publish_skipped": publisher.publish_skipped,
+            "connect_failures": publisher.connect_failures,
+            "publish_denied": publisher.publish_denied,
+            "last_error": publisher.last_error,
         },
     }
     return Message(topics.metrics, json.dumps(document), qos=0)
