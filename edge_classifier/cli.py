@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -28,15 +29,22 @@ class _Parser(argparse.ArgumentParser):
         self.exit(1, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def _positive(text: str) -> int:
-    """An argparse type: a whole number of at least 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is below 1")
-    return value
+def _at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse type: a whole number of at least `minimum`."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{value} is below {minimum}")
+        return value
+
+    return parse
+
+
+_positive = _at_least(1)
 
 
 def _config_args(p: argparse.ArgumentParser) -> None:
@@ -77,6 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--frames", type=_positive, default=3000, help="frames decoded, and classified end to end (video looped)"
     )
+    bench.add_argument(
+        "--keras-frames", type=_at_least(0), default=100,
+        help="frames for the Keras model.predict reference (needs TensorFlow; 0 skips it)",
+    )  # fmt: skip
     return parser
 
 
@@ -187,7 +199,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             from edge_classifier.bench.run import run_bench
 
-            print(json.dumps(run_bench(config, args.float_model, args.video, args.iterations, args.frames), indent=2))
+            report = run_bench(config, args.float_model, args.video, args.iterations, args.frames, args.keras_frames)
+            print(json.dumps(report, indent=2))
             code = 0
     except EdgeClassifierError as exc:
         print(f"error: {exc}", file=sys.stderr)
