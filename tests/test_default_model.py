@@ -116,7 +116,7 @@ def test_an_unknown_bare_model_name_is_one_clear_error():
 
     with pytest.raises(ModelError) as caught:
         resolve_manifest(Path("no-such-model"))
-    expected = "model.manifest 'no-such-model' is neither a file nor a bundled model in: "
+    expected = "model.manifest: 'no-such-model' is neither a file nor a bundled model in: "
     assert expected == str(caught.value)[: len(expected)]
 
 

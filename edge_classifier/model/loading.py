@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 from edge_classifier.config.settings import DEFAULT_MIN_SCORE, ModelConfig, ResultConfig
@@ -11,6 +12,7 @@ from edge_classifier.model.classifier import Classifier, run_selftest
 from edge_classifier.model.identity import ModelInfo
 from edge_classifier.model.manifest import read_labels, sha256_file
 from edge_classifier.model.preprocess import Preprocessing
+from edge_classifier.model.runner import LiteRTRunner
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +32,7 @@ def default_manifest() -> Path:
         if (folder / DEFAULT_MODEL).is_file():
             return folder / DEFAULT_MODEL
     places = ", ".join(str(d) for d in default_model_dirs())
-    raise ModelError(f"model.manifest not set and the default model {DEFAULT_MODEL} is in none of: {places}")
+    raise ModelError(f"model.manifest: not set, and the default model {DEFAULT_MODEL} is in none of: {places}")
 
 
 def resolve_manifest(configured: Path | None) -> Path:
@@ -46,29 +48,77 @@ def resolve_manifest(configured: Path | None) -> Path:
         if (folder / name).is_file():
             return folder / name
     places = ", ".join(str(d) for d in default_model_dirs())
-    raise ModelError(f"model.manifest {str(configured)!r} is neither a file nor a bundled model in: {places}")
+    raise ModelError(f"model.manifest: {str(configured)!r} is neither a file nor a bundled model in: {places}")
+
+
+_KEYED = re.compile(r"^model\.[a-z_.]+:")  # a message that already names its key (model.labels: ...)
+
+
+def with_key(key: str, error: ModelError) -> ModelError:
+    """The error's message led by the dotted config key, as every configuration error is."""
+    message = str(error)
+    return error if _KEYED.match(message) else ModelError(f"{key}: {message}")
 
 
 def open_classifier(config: ModelConfig) -> tuple[Classifier, ModelInfo]:
-    """Load the configured model; with a manifest, check its sha256 and run its self-test."""
-    if config.path is not None:
-        assert config.labels is not None  # load_config guarantees it
-        if not config.path.is_file():
-            raise ModelError(f"model.path: model file {str(config.path)!r} does not exist")
-        pre = config.preprocessing
-        spec = Preprocessing(pre.color_order, config.crop or "center", pre.interpolation, pre.mean, pre.std)
-        try:
-            labels = read_labels(config.labels)
-        except ModelError as exc:
-            raise ModelError(f"model.labels: {exc}") from None
-        classifier = Classifier.from_file(config.path, labels, spec, pre.output_kind, config.num_threads)
-        return classifier, ModelInfo(config.path.stem, "unversioned", sha256_file(config.path))
+    """Load the configured model; with a manifest, check its sha256 and run its self-test.
+
+    This is where model errors get their config key: the loading code below it is shared with the build.
+    """
+    key = "model.path" if config.path is not None else "model.manifest"
+    try:
+        return _open_file(config) if config.path is not None else _open_manifest(config)
+    except ModelError as exc:
+        raise with_key(key, exc) from None
+
+
+def _not_a_file(path: Path) -> str | None:
+    """Why `path` cannot be read as a file, or None when it is a regular file."""
+    if path.is_dir():
+        return "is a directory"
+    if path.exists() and not path.is_file():
+        return "is not a regular file"
+    if not path.exists():
+        return "does not exist"
+    return None
+
+
+def _open_file(config: ModelConfig) -> tuple[Classifier, ModelInfo]:
+    assert config.path is not None and config.labels is not None  # load_config guarantees both
+    problem = _not_a_file(config.path)
+    if problem:
+        raise ModelError(f"model.path: model file {str(config.path)!r} {problem}")
+    pre = config.preprocessing
+    spec = Preprocessing(pre.color_order, config.crop or "center", pre.interpolation, pre.mean, pre.std)
+    try:
+        labels = read_labels(config.labels)
+    except ModelError as exc:
+        raise with_key("model.labels", exc) from None
+    runner = LiteRTRunner(config.path, config.num_threads)
+    classes = runner.output_spec.shape[-1]
+    if classes != len(labels):
+        runner.close()
+        raise ModelError(
+            f"model.labels: {str(config.labels)!r} has {len(labels)} labels but the model outputs {classes} classes"
+        )
+    classifier = Classifier(runner, labels, spec, pre.output_kind, None, config.path)
+    return classifier, ModelInfo(config.path.stem, "unversioned", sha256_file(config.path))
+
+
+def _open_manifest(config: ModelConfig) -> tuple[Classifier, ModelInfo]:
     manifest_path = resolve_manifest(config.manifest)
+    problem = _not_a_file(manifest_path)
+    if problem:
+        raise ModelError(f"model.manifest: {str(manifest_path)!r} {problem}, not a manifest (.json) file")
     classifier = Classifier.from_manifest(manifest_path, config.num_threads, crop=config.crop)
     manifest = classifier.manifest
     assert manifest is not None
     if config.selftest:
-        passed = run_selftest(classifier, manifest.selftest)
+        try:
+            passed = run_selftest(classifier, manifest.selftest)
+        except ModelError:
+            classifier.close()
+            raise
         logger.info("model %s %s: self-test passed on %d images", manifest.name, manifest.version, passed)
     return classifier, ModelInfo(manifest.name, manifest.version, manifest.sha256)
 
