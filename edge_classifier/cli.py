@@ -66,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     _config_args(run)
     run.add_argument("--source", help="same as --set source.uri=... (device index, file, URL, glob)")
     run.add_argument("--device-id", help="same as --set device_id=...")
+    run.add_argument("--preview", action="store_true",
+                     help="serve the live preview page and API on this machine (same as --set http.enabled=true); "
+                          "the log names its URL")  # fmt: skip
 
     classify = sub.add_parser("classify", help="classify image files and print the top-k labels")
     _config_args(classify)
@@ -98,6 +101,8 @@ def _load(args: argparse.Namespace) -> Config:
         overrides.append(f"model.manifest={args.model_manifest}")
     if getattr(args, "source", None) is not None:
         overrides.append(f"source.uri={args.source}")
+    if getattr(args, "preview", False):
+        overrides.append("http.enabled=true")
     if getattr(args, "device_id", None):
         overrides.append(f"device_id={args.device_id}")
     path = getattr(args, "config", None) or getattr(args, "file", None)
@@ -119,6 +124,9 @@ def _setup_logging(level: str, command: str) -> None:
     if command == "bench":
         # The bench runs the daemon's own loop: its label changes are measured, not reported.
         logging.getLogger("edge_classifier.service").setLevel(logging.WARNING)
+        logging.getLogger("edge_classifier.http").setLevel(logging.WARNING)
+    # waitress logs every client that leaves a stream at INFO: routine for a preview page, noise in a journal.
+    logging.getLogger("waitress").setLevel(logging.WARNING)
 
 
 def cmd_run(config: Config) -> int:

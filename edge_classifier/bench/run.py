@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from edge_classifier.bench.frames import FrameLimit
+from edge_classifier.bench.http_bench import http_bench
 from edge_classifier.bench.probe import imports_only, startup_and_memory
 from edge_classifier.bench.references import KERAS_FRAMES, keras_predict, sequential_loop
 from edge_classifier.capture.opening import open_capture
@@ -242,6 +243,7 @@ def run_bench(
         },
         "startup": startup_and_memory(config, video),
         "imports_only": imports_only(),
+        "http": http_bench(config, video, min(iterations, 100)),
     }
     report["memory"] = memory(report["startup"], report["imports_only"],
                               startup_and_memory(config, video, tuned_malloc=True))  # fmt: skip

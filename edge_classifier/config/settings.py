@@ -13,6 +13,7 @@ from edge_classifier.config.from_yaml import build_dataclass, set_dotted, show
 from edge_classifier.config.mqtt_values import check_host, check_length, check_names, check_prefix, check_text
 from edge_classifier.config.yaml_reading import read_config_file
 from edge_classifier.errors import ConfigError
+from edge_classifier.http.settings import HttpConfig, check_http
 from edge_classifier.model.preprocess import Preprocessing, PreprocessingValueError
 from edge_classifier.mqtt.topics import sanitize_device_id
 
@@ -122,6 +123,7 @@ class Config:
     model: ModelConfig = ModelConfig()
     result: ResultConfig = ResultConfig()
     mqtt: MqttConfig = MqttConfig()
+    http: HttpConfig = HttpConfig()
 
     @property
     def device(self) -> str:
@@ -155,6 +157,7 @@ def load_config(path: Path | None = None, overrides: tuple[str, ...] = ()) -> Co
     if config.mqtt.ca_file is not None and not config.mqtt.tls:
         raise ConfigError(f"mqtt.ca_file: {str(config.mqtt.ca_file)!r} is set but mqtt.tls is false")
     _check_mqtt(config)
+    check_http(config.http)
     return config
 
 

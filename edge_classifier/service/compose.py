@@ -123,4 +123,8 @@ def run_service(config: Config, stop: threading.Event) -> str:
     """Run until stopped or a finite source ends; start-up problems raise EdgeClassifierError."""
     with contextlib.ExitStack() as stack:
         service = build_service(config, stack, stop)
+        if config.http.enabled:
+            from edge_classifier.http.server import open_http  # waitress and friends load only when enabled
+
+            stack.enter_context(open_http(config, service))  # closed first: streams end, waiting predictions fail
         return service.loop.run(stop)

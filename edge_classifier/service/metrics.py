@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import os
 import threading
 import time
@@ -15,6 +16,8 @@ from edge_classifier.service.frame_result import STAGES, StageTimings
 
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 WINDOW_CAPACITY = 4096  # samples kept per stage; a reader that waits longer sees the latest this many
+# Upper bounds (ms) of the cumulative per-stage histograms that Prometheus reads; a last bucket holds the rest.
+HISTOGRAM_BOUNDS_MS = (1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0)
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,15 @@ class MetricsSummary:
     rss_bytes: int
     uptime_s: float
     soc_temperature_c: float | None
+
+
+@dataclass(frozen=True)
+class StageHistogram:
+    """Samples since start per bucket: counts[i] <= bounds_ms[i] (above the previous bound); counts[-1] the rest."""
+
+    bounds_ms: tuple[float, ...]
+    counts: tuple[int, ...]
+    sum_ms: float
 
 
 class Window:
@@ -91,6 +103,8 @@ class Metrics:
         self.started = clock()
         self._stages = {stage: Window() for stage in STAGES}
         self._frame_age = Window()
+        self._buckets = {stage: [0] * (len(HISTOGRAM_BOUNDS_MS) + 1) for stage in STAGES}
+        self._sums = dict.fromkeys(STAGES, 0.0)
 
     @property
     def frames_total(self) -> int:
@@ -98,10 +112,19 @@ class Metrics:
 
     def record(self, timings: StageTimings, publish_ms: float, frame_age_ms: float) -> None:
         with self._lock:
-            for stage, value in timings.by_stage().items():
+            for stage, value in (*timings.by_stage().items(), ("publish", publish_ms)):
                 self._stages[stage].add(value)
-            self._stages["publish"].add(publish_ms)
+                self._buckets[stage][bisect.bisect_left(HISTOGRAM_BOUNDS_MS, value)] += 1
+                self._sums[stage] += value
             self._frame_age.add(frame_age_ms)
+
+    def histograms(self) -> dict[str, StageHistogram]:
+        """Every stage's samples since start, bucketed (Prometheus histograms)."""
+        with self._lock:
+            return {
+                stage: StageHistogram(HISTOGRAM_BOUNDS_MS, tuple(self._buckets[stage]), self._sums[stage])
+                for stage in STAGES
+            }
 
     def reader(self) -> MetricsReader:
         """A new reader whose first window starts now."""

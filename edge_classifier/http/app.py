@@ -1,0 +1,267 @@
+"""The WSGI application: routes, bearer-token check, JSON errors; predictions through the main loop's inbox."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import hmac
+import ipaddress
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
+from werkzeug.routing import Map, Rule
+from werkzeug.utils import send_from_directory
+from werkzeug.wrappers import Request, Response
+
+from edge_classifier.errors import BusyError, InputError, StoppedError
+from edge_classifier.http.bodies import parse_top_k, read_predict_input
+from edge_classifier.http.documents import health_document, latest_document, predict_document, ready_document
+from edge_classifier.http.images import decode_image
+from edge_classifier.http.overlay import RateMeter
+from edge_classifier.http.problems import RequestError, error_document
+from edge_classifier.http.prometheus import HttpCounts, exposition
+from edge_classifier.http.settings import HttpConfig, is_loopback
+from edge_classifier.http.stream import BOUNDARY, FrameEncoder, MjpegStream
+from edge_classifier.ratelimit import RateLimitedLog
+from edge_classifier.service.inbox import Inbox, Prediction, PredictRequest
+from edge_classifier.service.metrics import Metrics
+from edge_classifier.service.state import RuntimeState
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIEnvironment
+
+logger = logging.getLogger(__name__)
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+DEFAULT_TOP_K = 5
+# Predictions holding an upload and its decoded image at once: bounds memory (a 16 MP photo is 48 MB decoded)
+# while one image is decoded as the loop classifies another; the loop classifies one at a time anyway.
+PREDICT_SLOTS = 2
+# Open to anyone who can connect, even with http.auth: token (a load balancer's probe, the page's own files).
+PUBLIC = frozenset({"health", "index", "static"})
+ROUTES = Map(
+    [
+        Rule("/", endpoint="index"),
+        Rule("/static/<path:name>", endpoint="static"),
+        Rule("/api/health", endpoint="health"),
+        Rule("/api/ready", endpoint="ready"),
+        Rule("/api/predict", endpoint="predict", methods=["POST"]),
+        Rule("/api/latest", endpoint="latest"),
+        Rule("/api/latest.jpg", endpoint="latest_jpg"),
+        Rule("/stream.mjpg", endpoint="stream"),
+        Rule("/metrics", endpoint="metrics"),
+    ],
+    strict_slashes=False,
+)
+LOOPBACK_NAMES = ("localhost", "localhost.localdomain")
+CHALLENGE = 'Bearer realm="edge-classifier"'
+
+
+def json_response(document: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    response = Response(json.dumps(document), status, content_type="application/json")
+    response.headers["Cache-Control"] = "no-store"
+    response.headers.update(headers or {})
+    return response
+
+
+def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    return json_response(error_document(status, message), status, headers)
+
+
+@dataclass(frozen=True)
+class AppParts:
+    """What the application reads and where it sends predictions; it never holds the classifier."""
+
+    config: HttpConfig
+    inbox: Inbox
+    state: RuntimeState
+    metrics: Metrics
+    encoder: FrameEncoder
+    rate: RateMeter
+    registry: CollectorRegistry
+    counts: HttpCounts
+    token: str | None
+    selftest: bool
+    clock: Callable[[], float] = time.monotonic
+
+
+class HttpApp:
+    """A WSGI callable; every answer is JSON but the page's files, JPEGs, the MJPEG stream and /metrics."""
+
+    def __init__(self, parts: AppParts):
+        self.parts = parts
+        self._token = parts.token.encode("utf-8") if parts.token else None
+        # A loopback server without a token answers only requests addressed to loopback names, so that a web
+        # page elsewhere cannot reach it through a DNS name re-pointed at 127.0.0.1 (DNS rebinding).
+        self._check_host = is_loopback(parts.config.bind) and self._token is None
+        self._log = RateLimitedLog(logger)
+        self._predict_slots = threading.BoundedSemaphore(PREDICT_SLOTS)
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        request = Request(environ)
+        endpoint = "unmatched"
+        try:
+            endpoint, args = ROUTES.bind_to_environ(environ).match()
+            self._check_request(request, endpoint)
+            response: Response = getattr(self, f"_{endpoint}")(request, **args)
+        except Exception as exc:
+            problem = self._problem(request, exc)
+            response = error_response(problem.status, str(problem), problem.headers)
+            # A client that repeats a bad request must not flood the journal: one line per kind and minute.
+            self._log.log(logging.INFO, f"http-{endpoint}-{problem.status}", "HTTP %s %s -> %d %s",
+                          request.method, _short(request.path), problem.status, problem)  # fmt: skip
+        self.parts.counts.count(endpoint, response.status_code)
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        return response(environ, start_response)
+
+    @staticmethod
+    def _problem(request: Request, exc: Exception) -> RequestError:
+        """Any failure of a request as the status and one line its answer carries."""
+        if isinstance(exc, RequestError):
+            return exc
+        if isinstance(exc, NotFound):
+            return RequestError(404, f"no such route: {request.method} {_short(request.path)}")
+        if isinstance(exc, MethodNotAllowed):
+            allowed = ", ".join(exc.valid_methods or ())
+            return RequestError(405, f"{request.method} is not allowed on {_short(request.path)} (allowed: "
+                                     f"{allowed})", {"Allow": allowed})  # fmt: skip
+        if isinstance(exc, HTTPException):
+            return RequestError(exc.code or 400, f"{exc.name}: {exc.description}")
+        logger.exception("HTTP %s %s failed", request.method, _short(request.path))
+        return RequestError(500, "internal error (the daemon's log has the details)")
+
+    def _check_request(self, request: Request, endpoint: str) -> None:
+        if self._check_host and not _loopback_name(_host_name(request.host)):
+            raise RequestError(421, f"Host {_short(request.host)!r} is not a loopback name: this server binds a "
+                                    "loopback address without a token")  # fmt: skip
+        if self._token is None or endpoint in PUBLIC:
+            return
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not given.strip():
+            raise RequestError(401, "missing Authorization: Bearer <token> header (http.auth is token)",
+                               {"WWW-Authenticate": CHALLENGE})  # fmt: skip
+        if not hmac.compare_digest(given.strip().encode("utf-8"), self._token):
+            raise RequestError(401, "wrong bearer token", {"WWW-Authenticate": f'{CHALLENGE}, error="invalid_token"'})
+
+    # -- routes -------------------------------------------------------------------------------------------
+
+    def _index(self, request: Request) -> Response:
+        return self._static(request, "index.html")
+
+    def _static(self, request: Request, name: str) -> Response:
+        response: Response = send_from_directory(STATIC_DIR, name, request.environ, max_age=60)
+        return response
+
+    def _health(self, request: Request) -> Response:
+        return json_response(health_document(self.parts.clock() - self.parts.metrics.started))
+
+    def _ready(self, request: Request) -> Response:
+        parts = self.parts
+        ready, document = ready_document(
+            parts.state.snapshot(), parts.clock(), parts.config.ready_max_frame_age_s, parts.selftest
+        )
+        return json_response(document, 200 if ready else 503)
+
+    def _latest(self, request: Request) -> Response:
+        snap = self.parts.state.snapshot()
+        return json_response(latest_document(snap, self.parts.rate.rate(snap.frames_processed), self.parts.clock()))
+
+    def _latest_jpg(self, request: Request) -> Response:
+        jpeg = self.parts.encoder.jpeg(self.parts.state.snapshot())
+        if jpeg is None:
+            raise RequestError(503, "no frame has been classified yet", {"Retry-After": "1"})
+        response = Response(jpeg, content_type="image/jpeg")
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    def _stream(self, request: Request) -> Response:
+        encoder = self.parts.encoder
+        start = encoder.open_stream()
+        if start is None:
+            raise RequestError(503, f"{self.parts.config.max_streams} streams are already open (http.max_streams)",
+                               {"Retry-After": "5"})  # fmt: skip
+        client_gone = request.environ.get("waitress.client_disconnected") or (lambda: False)
+        body = MjpegStream(encoder, start, client_gone)
+        response = Response(body, content_type=f"multipart/x-mixed-replace; boundary={BOUNDARY}",
+                            direct_passthrough=True)  # fmt: skip
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    def _metrics(self, request: Request) -> Response:
+        return Response(exposition(self.parts.registry), content_type=CONTENT_TYPE_LATEST)
+
+    def _predict(self, request: Request) -> Response:
+        started = time.perf_counter()
+        if not self._predict_slots.acquire(timeout=self.parts.config.predict_timeout_s):
+            raise RequestError(503, f"busy: {PREDICT_SLOTS} predictions are already in progress", {"Retry-After": "1"})
+        try:
+            return self._predict_in_slot(request, started)
+        finally:
+            self._predict_slots.release()
+
+    def _predict_in_slot(self, request: Request, started: float) -> Response:
+        config = self.parts.config
+        given = read_predict_input(request, config)
+        top_k = given.top_k or DEFAULT_TOP_K
+        if "top_k" in request.args:
+            top_k = parse_top_k(request.args["top_k"], "top_k")
+        decode_start = time.perf_counter()
+        image, header = decode_image(given.data, config.max_image_pixels)
+        asked = time.perf_counter()
+        prediction = self._ask_loop(PredictRequest(image, top_k))
+        answered = time.perf_counter()
+        model_ms = prediction.preprocess_ms + prediction.inference_ms + prediction.postprocess_ms
+        document = predict_document(
+            prediction, header, len(given.data), given.via,
+            decode_ms=1000 * (asked - decode_start),
+            wait_ms=max(0.0, 1000 * (answered - asked) - model_ms),
+            total_ms=1000 * (answered - started),
+        )  # fmt: skip
+        return json_response(document)
+
+    def _ask_loop(self, request: PredictRequest) -> Prediction:
+        timeout = self.parts.config.predict_timeout_s
+        try:
+            future = self.parts.inbox.submit(request)
+        except BusyError as exc:
+            raise RequestError(503, f"busy: {exc}", {"Retry-After": "1"}) from None
+        except StoppedError as exc:
+            raise RequestError(503, str(exc), {"Retry-After": "5"}) from None
+        try:
+            prediction: Prediction = future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise RequestError(503, f"the main loop did not answer within http.predict_timeout_s ({timeout:g}s)",
+                               {"Retry-After": "1"}) from None  # fmt: skip
+        except StoppedError as exc:
+            raise RequestError(503, str(exc), {"Retry-After": "5"}) from None
+        except InputError as exc:
+            raise RequestError(400, str(exc)) from None
+        return prediction
+
+
+def _host_name(host: str) -> str:
+    """The name in a Host header, without its port: [::1]:8080 -> ::1, localhost:8080 -> localhost."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[1:].partition("]")[0]
+    return host.rpartition(":")[0] if host.count(":") == 1 else host
+
+
+def _loopback_name(host: str) -> bool:
+    if host in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= 100 else text[:97] + "..."
