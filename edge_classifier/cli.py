@@ -131,6 +131,7 @@ def _setup_logging(level: str, command: str) -> None:
 
 def cmd_run(config: Config) -> int:
     from edge_classifier.service.compose import run_service
+    from edge_classifier.service.operator import OperatorRequests
 
     stop = threading.Event()
 
@@ -138,9 +139,20 @@ def cmd_run(config: Config) -> int:
         logger.info("received %s: stopping", signal.Signals(signum).name)
         stop.set()
 
+    operator = OperatorRequests()
+
+    def on_status(signum: int, frame: Any) -> None:
+        operator.status = True
+
+    def on_hangup(signum: int, frame: Any) -> None:
+        operator.reload = True
+
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    run_service(config, stop)
+    # Without handlers both would kill the daemon without a clean stop (only the Last Will says offline).
+    signal.signal(signal.SIGUSR1, on_status)
+    signal.signal(signal.SIGHUP, on_hangup)
+    run_service(config, stop, operator)
     return 0
 
 

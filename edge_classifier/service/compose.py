@@ -23,6 +23,7 @@ from edge_classifier.service.live_settings import LiveSettings
 from edge_classifier.service.loop import LoopParts, MainLoop
 from edge_classifier.service.metrics import Metrics
 from edge_classifier.service.notify import Notifier
+from edge_classifier.service.operator import OperatorRequests
 from edge_classifier.service.reporter import Reporter
 from edge_classifier.service.state import RuntimeState
 
@@ -76,7 +77,11 @@ def open_publisher(config: Config, topics: Topics, tls: ssl.SSLContext | None, s
 
 
 def build_service(
-    config: Config, stack: contextlib.ExitStack, stop: threading.Event, seams: Seams | None = None
+    config: Config,
+    stack: contextlib.ExitStack,
+    stop: threading.Event,
+    seams: Seams | None = None,
+    operator: OperatorRequests | None = None,
 ) -> Service:
     """Open every resource into `stack` (closed in reverse order) and wire the loop; errors are EdgeClassifierError."""
     seams = seams or Seams()
@@ -106,7 +111,7 @@ def build_service(
     state = RuntimeState(model, source.stats(), publisher.stats())
     parts = LoopParts(
         config.device, source, publisher, classifier, model, settings, reporter, metrics, notifier, inbox, state,
-        seams.clock,
+        seams.clock, operator or OperatorRequests(),
     )  # fmt: skip
     loop = MainLoop(parts)
     stack.callback(loop.close)
@@ -119,10 +124,10 @@ def build_service(
     return Service(loop, inbox, state, metrics)
 
 
-def run_service(config: Config, stop: threading.Event) -> str:
+def run_service(config: Config, stop: threading.Event, operator: OperatorRequests | None = None) -> str:
     """Run until stopped or a finite source ends; start-up problems raise EdgeClassifierError."""
     with contextlib.ExitStack() as stack:
-        service = build_service(config, stack, stop)
+        service = build_service(config, stack, stop, operator=operator)
         if config.http.enabled:
             from edge_classifier.http.server import open_http  # waitress and friends load only when enabled
 

@@ -6,7 +6,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from edge_classifier.capture.source import Frame, FrameSource
 from edge_classifier.model.classifier import Classifier
@@ -17,6 +17,7 @@ from edge_classifier.service.inbox import Inbox
 from edge_classifier.service.live_settings import LiveSettings
 from edge_classifier.service.metrics import Metrics
 from edge_classifier.service.notify import Notifier
+from edge_classifier.service.operator import OperatorRequests, status_line
 from edge_classifier.service.reporter import Reporter
 from edge_classifier.service.requests import serve_request
 from edge_classifier.service.state import RuntimeState
@@ -44,6 +45,7 @@ class LoopParts:
     inbox: Inbox
     state: RuntimeState
     clock: Callable[[], float] = time.monotonic
+    operator: OperatorRequests = field(default_factory=OperatorRequests)
 
 
 def classify_frame(
@@ -72,6 +74,7 @@ class MainLoop:
         self.parts = parts
         self.voter = Voter(parts.settings.vote_window, parts.settings.min_score)
         self._metrics_reader = parts.metrics.reader()
+        self._status_reader = parts.metrics.reader()
         self._ready = False
         self._camera_state = ""
         self._publishing_lost = False
@@ -99,7 +102,17 @@ class MainLoop:
             self._on_frame(frame)
         self._serve_inbox()
         self._housekeeping(force_metrics=False)
+        self._serve_operator()
         return None
+
+    def _serve_operator(self) -> None:
+        operator = self.parts.operator
+        if operator.status:
+            operator.status = False
+            logger.info("%s", status_line(self.parts.state.snapshot(), self._status_reader.read()))
+        if operator.reload:
+            operator.reload = False
+            logger.warning("SIGHUP: reloading the configuration is not supported yet; ignored (restart the service)")
 
     def _on_frame(self, frame: Frame) -> None:
         parts, clock = self.parts, self.parts.clock
@@ -110,7 +123,8 @@ class MainLoop:
         for message in messages:
             parts.publisher.send(message)
         if changed:
-            logger.info("stable label: %s (%.2f) seq %d", self.voter.label, self.voter.score, parts.reporter.seq)
+            # DEBUG: at a file's full rate the label can change many times a second.
+            logger.debug("stable label: %s (%.2f) seq %d", self.voter.label, self.voter.score, parts.reporter.seq)
         parts.metrics.record(result.timings, 1000 * (clock() - now), result.frame_age_ms)
         parts.state.frame_done(result, frame.image_bgr, self.voter.stable, parts.reporter.last_result)
         if not self._ready:

@@ -1,0 +1,59 @@
+"""Signals an operator sends: SIGUSR1 logs a status line, SIGHUP is logged and ignored, SIGTERM stops cleanly."""
+
+import contextlib
+import logging
+import signal
+import threading
+
+from edge_classifier.config.settings import Config
+from edge_classifier.mqtt.client import MemoryPublisher
+from edge_classifier.service.compose import Seams, build_service
+from edge_classifier.service.operator import OperatorRequests
+from fakes import FAKE_MODEL, EndlessSource, FakeRunner, fake_classifier
+from helpers import SAMPLE_VIDEO, Subscriber
+
+
+def test_status_and_reload_requests_are_served_by_the_loop(caplog):
+    """A status request gives one line with model, label and frames; a reload request one warning; both clear."""
+    operator = OperatorRequests()
+    with contextlib.ExitStack() as stack:
+        seams = Seams(EndlessSource(100), MemoryPublisher(), model=(fake_classifier(FakeRunner()), FAKE_MODEL))
+        service = build_service(Config(device_id="unit"), stack, threading.Event(), seams, operator)
+        for _ in range(3):
+            service.loop.step()
+        operator.status = operator.reload = True
+        with caplog.at_level(logging.INFO, logger="edge_classifier.service.loop"):
+            service.loop.step()
+            service.loop.step()
+    lines = [r.getMessage() for r in caplog.records if r.name == "edge_classifier.service.loop"]
+    assert 2 == len(lines), lines
+    assert (True, True, False, False) == (
+        lines[0].startswith("status: model fake 1, label hundred (0.90), frames 4,"),
+        lines[1].startswith("SIGHUP: reloading the configuration is not supported yet; ignored"),
+        operator.status,
+        operator.reload,
+    )
+
+
+def test_daemon_survives_sighup_and_sigusr1_then_stops_cleanly(broker, daemons):
+    """SIGHUP and SIGUSR1 no longer kill the daemon: it logs them, keeps publishing, and SIGTERM still says offline."""
+    subscriber = Subscriber(broker.port, "edge-classifier/sig/#")
+    try:
+        proc = daemons("--source", str(SAMPLE_VIDEO), "--device-id", "sig", "--set", "source.loop=true",
+                       "--set", "mqtt.host=127.0.0.1", "--set", f"mqtt.port={broker.port}")  # fmt: skip
+        subscriber.wait_for(lambda m: m.topic.endswith("/result"))
+        proc.proc.send_signal(signal.SIGHUP)
+        hangup = proc.wait_for_line(lambda line: "SIGHUP" in line)
+        proc.proc.send_signal(signal.SIGUSR1)
+        status = proc.wait_for_line(lambda line: "status: " in line)
+        subscriber.wait_for(lambda m: m.topic.endswith("/metrics"))  # still publishing
+        code = proc.stop(signal.SIGTERM)
+        offline = subscriber.wait_for(lambda m: m.topic.endswith("/status") and m.payload == "offline")
+    finally:
+        subscriber.close()
+    assert (0, "offline", True, True) == (
+        code,
+        offline.payload,
+        "ignored" in hangup,
+        "model clothing-mobilenetv2" in status,
+    ), proc.log
