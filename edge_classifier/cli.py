@@ -89,6 +89,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--frames", type=_positive, default=3000, help="frames decoded, and classified end to end (video looped)"
     )
     bench.add_argument(
+        "--soak", type=_at_least(1), metavar="SECONDS",
+        help="instead of the figures: run the daemon on the looped video for SECONDS and sample RSS, threads, fds "
+             "and log lines (your config and --set apply; it publishes to your broker)",
+    )  # fmt: skip
+    bench.add_argument(
         "--keras-frames", type=_at_least(0), default=100,
         help="frames for the Keras model.predict reference (needs TensorFlow; 0 skips it)",
     )  # fmt: skip
@@ -107,6 +112,14 @@ def _load(args: argparse.Namespace) -> Config:
         overrides.append(f"device_id={args.device_id}")
     path = getattr(args, "config", None) or getattr(args, "file", None)
     return load_config(path, tuple(overrides))
+
+
+def _run_args(args: argparse.Namespace) -> list[str]:
+    """The configuration part of this command line, for an `edge-classifier run` child."""
+    run_args = ["-c", str(args.config)] if args.config else []
+    for assignment in args.overrides:
+        run_args += ["--set", assignment]
+    return run_args + (["--model", args.model_manifest] if args.model_manifest else [])
 
 
 def _setup_logging(level: str, command: str) -> None:
@@ -219,7 +232,15 @@ def main(argv: list[str] | None = None) -> int:
         else:
             from edge_classifier.bench.run import run_bench
 
-            report = run_bench(config, args.float_model, args.video, args.iterations, args.frames, args.keras_frames)
+            if args.soak:
+                from edge_classifier.bench.run import default_video
+                from edge_classifier.bench.soak import soak
+
+                report = soak(_run_args(args), args.video or default_video(), args.soak)
+            else:
+                report = run_bench(
+                    config, args.float_model, args.video, args.iterations, args.frames, args.keras_frames
+                )
             print(json.dumps(report, indent=2))
             code = 0
     except EdgeClassifierError as exc:

@@ -166,3 +166,17 @@ def test_bench_refuses_a_negative_keras_frame_count():
     out = run_cli("bench", "--keras-frames", "-1")
     assert (1, "edge-classifier bench: error: argument --keras-frames: -1 is below 0 (see --help)\n") == (
         out.returncode, out.stderr)  # fmt: skip
+
+
+@pytest.mark.slow
+def test_soak_samples_the_running_daemon(broker):
+    """bench --soak runs the daemon as a child and reports its memory, threads, fds and log lines over time."""
+    out = run_cli("bench", "--soak", "4", "--set", "mqtt.host=127.0.0.1", "--set", f"mqtt.port={broker.port}",
+                  timeout=BENCH_TIMEOUT_S)  # fmt: skip
+    report = json.loads(out.stdout)
+    assert (0, 0, 4, ["fds", "rss_anon_mb", "rss_mb", "t_s", "threads"]) == (
+        out.returncode, report["exit_code"], report["seconds"], sorted(report["samples"][-1]),
+    ), out.stderr  # fmt: skip
+    assert (True, True, 1) == (
+        report["frames"] > 0, report["samples"][-1]["threads"] >= 2, len(report["log_lines_per_minute"]),
+    ), report  # fmt: skip
