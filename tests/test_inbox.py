@@ -13,7 +13,7 @@ import pytest
 from edge_classifier.config.settings import Config, ResultConfig
 from edge_classifier.errors import BusyError, ModelError, StoppedError
 from edge_classifier.model.identity import ModelInfo
-from edge_classifier.mqtt.client import MemoryPublisher
+from edge_classifier.mqtt.memory import MemoryPublisher
 from edge_classifier.service.compose import Seams, Service, build_service
 from edge_classifier.service.inbox import Inbox, PredictRequest, SettingsRequest, SwapModelRequest
 from fakes import FAKE_LABELS, FAKE_MODEL, TOP_SCORE, EndlessSource, FakeRunner, fake_classifier, solid_frame

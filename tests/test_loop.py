@@ -11,7 +11,7 @@ from edge_classifier.config.settings import Config, MqttConfig, ResultConfig
 from edge_classifier.model.classification import LabelScore
 from edge_classifier.model.classifier import Classifier, read_image_bgr
 from edge_classifier.model.identity import ModelInfo
-from edge_classifier.mqtt.client import MemoryPublisher
+from edge_classifier.mqtt.memory import MemoryPublisher
 from edge_classifier.mqtt.topics import Topics
 from edge_classifier.service.compose import Seams, build_service
 from edge_classifier.service.frame_result import FrameInfo, FrameResult, StableLabel, StageTimings

@@ -6,7 +6,7 @@ import signal
 import threading
 
 from edge_classifier.config.settings import Config
-from edge_classifier.mqtt.client import MemoryPublisher
+from edge_classifier.mqtt.memory import MemoryPublisher
 from edge_classifier.service.compose import Seams, build_service
 from edge_classifier.service.operator import OperatorRequests
 from fakes import FAKE_MODEL, EndlessSource, FakeRunner, fake_classifier

@@ -23,7 +23,7 @@ from edge_classifier.config.settings import Config, SourceConfig, load_config
 from edge_classifier.errors import InputError
 from edge_classifier.http.settings import HttpConfig
 from edge_classifier.model.loading import open_classifier
-from edge_classifier.mqtt.client import MemoryPublisher
+from edge_classifier.mqtt.memory import MemoryPublisher
 from edge_classifier.service.compose import Seams, Service, build_service
 from edge_classifier.service.metrics import rss_bytes
 from edge_classifier.service.notify import Notifier

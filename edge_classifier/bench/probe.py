@@ -18,7 +18,7 @@ import yaml
 
 from edge_classifier.config.settings import Config, load_config
 from edge_classifier.errors import InputError
-from edge_classifier.mqtt.client import MemoryPublisher
+from edge_classifier.mqtt.memory import MemoryPublisher
 from edge_classifier.service.compose import Seams, build_service
 from edge_classifier.service.notify import Notifier
 

@@ -30,7 +30,7 @@ from edge_classifier.config.settings import Config, SourceConfig
 from edge_classifier.errors import InputError
 from edge_classifier.model.loading import default_model_dirs, open_classifier
 from edge_classifier.model.runner import interpreter_class, io_specs, load_interpreter, run_raw
-from edge_classifier.mqtt.client import MemoryPublisher
+from edge_classifier.mqtt.memory import MemoryPublisher
 from edge_classifier.service.compose import Seams, build_service
 from edge_classifier.service.notify import Notifier
 

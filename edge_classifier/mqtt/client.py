@@ -8,14 +8,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from edge_classifier.errors import ConfigError
 from edge_classifier.mqtt.backoff import STABLE_AFTER_S, Backoff
 from edge_classifier.mqtt.denials import EchoCheck, PubackLedger
+from edge_classifier.mqtt.inbound import Inbound, IncomingMessage, from_paho
 from edge_classifier.mqtt.network import WARN_INTERVAL_S, NetworkThread
 from edge_classifier.ratelimit import RateLimitedLog
 from edge_classifier.service.messages import Message
@@ -48,6 +51,12 @@ class Publisher(Protocol):
 
     def send(self, message: Message) -> bool:
         """Queue a message; False (and counted) when it cannot be sent now."""
+
+    def subscribe(self, topic_filter: str, qos: int) -> None:
+        """Receive messages on this filter from now on, across reconnections."""
+
+    def take_incoming(self) -> list[IncomingMessage]:
+        """What arrived since the last call, oldest first; never blocks."""
 
     def service(self) -> bool:
         """Main-loop housekeeping; True right after a (re)connection was announced online.
@@ -119,13 +128,15 @@ class MqttPublisher:
             client.tls_set_context(tls)
         self._acks: PubackLedger | None = None
         self._echo: EchoCheck | None = None
-        if version == mqtt.MQTTv5:
+        self._inbound = Inbound()
+        self._v5 = version == mqtt.MQTTv5
+        if self._v5:
             self._acks = PubackLedger()
             client.on_publish = self._acks.on_publish
         else:
             self._echo = EchoCheck(status_topic, ONLINE, float(keepalive_s))
-            client.on_message = self._echo.on_message
             client.on_subscribe = self._echo.on_subscribe
+        client.on_message = self._on_message
         client.connect_async(host, port, keepalive=keepalive_s, clean_start=True)
         self._client = client
         backoff = Backoff(reconnect_min_s, reconnect_max_s, stable_after_s)
@@ -154,6 +165,7 @@ class MqttPublisher:
         if connection == self._announced:
             return False
         self._announced = connection
+        self._inbound.subscribe_all(self._client)
         if self._echo is not None and not self._echo.done:
             self._echo.start(self._client, connection, self._clock())
         self._publish(self._status_topic, ONLINE, 1, True)
@@ -166,10 +178,32 @@ class MqttPublisher:
         if not connection or connection != self._announced:
             self._skipped += 1
             return False
-        return self._publish(message.topic, message.payload, message.qos, message.retain)
+        return self._publish(message.topic, message.payload, message.qos, message.retain, message.correlation_data)
 
-    def _publish(self, topic: str, payload: str, qos: int, retain: bool) -> bool:
-        info = self._client.publish(topic, payload, qos=qos, retain=retain)
+    def subscribe(self, topic_filter: str, qos: int) -> None:
+        self._inbound.add(topic_filter, qos)
+        if self.connected and self._announced == self._network.connection():
+            self._client.subscribe(topic_filter, qos)
+
+    def take_incoming(self) -> list[IncomingMessage]:
+        return self._inbound.take_all()
+
+    def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
+        # paho's network thread: only hand the message over.
+        if self._echo is not None and message.topic == self._echo.topic:
+            self._echo.on_message(client, userdata, message)
+            if message.topic not in self._inbound.filters:
+                return
+        self._inbound.put(from_paho(message))
+
+    def _publish(
+        self, topic: str, payload: str | bytes, qos: int, retain: bool, correlation_data: bytes | None = None
+    ) -> bool:
+        properties = None
+        if correlation_data is not None and self._v5:
+            properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+            properties.CorrelationData = correlation_data
+        info = self._client.publish(topic, payload, qos=qos, retain=retain, properties=properties)
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             self._skipped += 1
             return False
@@ -235,40 +269,3 @@ class MqttPublisher:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-class MemoryPublisher:
-    """The fake: keeps messages in memory (unit tests, and `bench`, which measures without a broker)."""
-
-    def __init__(self, connected: bool = True):
-        self.messages: list[Message] = []
-        self.is_connected = connected
-        self._announced = False
-        self._connects = self._skipped = 0
-        self.closed = False
-
-    def service(self) -> bool:
-        if not self.is_connected:
-            self._announced = False
-            return False
-        if self._announced:
-            return False
-        self._announced = True
-        self._connects += 1
-        self.messages.append(Message("status", ONLINE, 1, True))
-        return True
-
-    def send(self, message: Message) -> bool:
-        if not (self.is_connected and self._announced):
-            self._skipped += 1
-            return False
-        self.messages.append(message)
-        return True
-
-    def stats(self) -> PublisherStats:
-        return PublisherStats(self.is_connected, self._connects, self._skipped, 0, 0, None, False)
-
-    def close(self) -> None:
-        if not self.closed and self.is_connected:
-            self.messages.append(Message("status", OFFLINE, 1, True))
-        self.closed = True

@@ -25,6 +25,7 @@ from edge_classifier.service.metrics import Metrics
 from edge_classifier.service.notify import Notifier
 from edge_classifier.service.operator import OperatorRequests
 from edge_classifier.service.reporter import Reporter
+from edge_classifier.service.routes import build_router
 from edge_classifier.service.state import RuntimeState
 
 logger = logging.getLogger(__name__)
@@ -96,6 +97,9 @@ def build_service(
     stack.callback(classifier.close)  # the loop may swap models: it closes the one serving (below)
     publisher = seams.publisher or open_publisher(config, topics, tls, stop)
     stack.callback(publisher.close)
+    router = build_router(config, topics)
+    for topic_filter, qos in router.subscriptions():
+        publisher.subscribe(topic_filter, qos)
     source = seams.source or OpenCVSource(config.source)
     stack.callback(source.close)
     stack.callback(notifier.stopping)
@@ -111,7 +115,7 @@ def build_service(
     state = RuntimeState(model, source.stats(), publisher.stats())
     parts = LoopParts(
         config.device, source, publisher, classifier, model, settings, reporter, metrics, notifier, inbox, state,
-        seams.clock, operator or OperatorRequests(),
+        seams.clock, operator or OperatorRequests(), router,
     )  # fmt: skip
     loop = MainLoop(parts)
     stack.callback(loop.close)

@@ -20,6 +20,7 @@ from edge_classifier.service.notify import Notifier
 from edge_classifier.service.operator import OperatorRequests, status_line
 from edge_classifier.service.reporter import Reporter
 from edge_classifier.service.requests import serve_request
+from edge_classifier.service.router import Router
 from edge_classifier.service.state import RuntimeState
 from edge_classifier.service.voting import Voter
 
@@ -46,6 +47,7 @@ class LoopParts:
     state: RuntimeState
     clock: Callable[[], float] = time.monotonic
     operator: OperatorRequests = field(default_factory=OperatorRequests)
+    router: Router = field(default_factory=Router)
 
 
 def classify_frame(
@@ -148,6 +150,8 @@ class MainLoop:
     def _serve_inbox(self) -> None:
         while (request := self.parts.inbox.take()) is not None:
             serve_request(self, request)
+        for message in self.parts.publisher.take_incoming():
+            self.parts.router.dispatch(self, message)
 
     def _housekeeping(self, force_metrics: bool) -> None:
         parts = self.parts

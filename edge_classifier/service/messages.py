@@ -11,9 +11,10 @@ class Message:
     """One message to publish: built by a pure function, sent by a sink."""
 
     topic: str
-    payload: str
+    payload: str | bytes
     qos: int = 0
     retain: bool = False
+    correlation_data: bytes | None = None  # MQTT 5: echoed in a response to a request that carried it
 
 
 class Sink(Protocol):
