@@ -114,3 +114,33 @@ def test_routed_messages_are_handled_on_the_loop_thread():
 def test_a_reply_carries_correlation_data_as_a_value():
     """Message values keep the correlation data a sink must echo."""
     assert b"abc" == Message("t", "{}", 1, False, b"abc").correlation_data
+
+
+class Recorder:
+    """A component that records when the loop calls it."""
+
+    def __init__(self):
+        self.connects = 0
+        self.ticks = 0
+
+    def on_connect(self, loop):
+        self.connects += 1
+
+    def tick(self, loop, now):
+        self.ticks += 1
+
+
+def test_components_hear_each_connection_and_every_iteration():
+    """on_connect runs once per (re)connection after `online`; tick runs every iteration."""
+    publisher, recorder = MemoryPublisher(), Recorder()
+    with contextlib.ExitStack() as stack:
+        seams = Seams(EndlessSource(0), publisher, model=(fake_classifier(FakeRunner()), FAKE_MODEL))
+        service = build_service(Config(device_id="unit"), stack, threading.Event(), seams)
+        service.loop.parts.components.append(recorder)
+        service.loop.step()
+        service.loop.step()
+        publisher.is_connected = False
+        service.loop.step()
+        publisher.is_connected = True
+        service.loop.step()
+    assert (2, 4) == (recorder.connects, recorder.ticks)

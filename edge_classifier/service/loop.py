@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from edge_classifier.capture.source import Frame, FrameSource
 from edge_classifier.model.classifier import Classifier
@@ -48,6 +49,17 @@ class LoopParts:
     clock: Callable[[], float] = time.monotonic
     operator: OperatorRequests = field(default_factory=OperatorRequests)
     router: Router = field(default_factory=Router)
+    components: list[Component] = field(default_factory=list)
+
+
+class Component(Protocol):
+    """A part of the service that acts on the loop's thread at a new connection and between frames."""
+
+    def on_connect(self, loop: MainLoop) -> None:
+        """The broker (re)connected and `online` went out: publish what a new session needs."""
+
+    def tick(self, loop: MainLoop, now: float) -> None:
+        """Called every iteration: do what is due (cheaply when nothing is)."""
 
 
 def classify_frame(
@@ -94,6 +106,8 @@ class MainLoop:
         if parts.publisher.service():
             for message in parts.reporter.republish():
                 parts.publisher.send(message)
+            for component in parts.components:
+                component.on_connect(self)
         frame = parts.source.get(FRAME_WAIT_S)
         if frame is None and parts.source.ended:
             self._serve_inbox()
@@ -105,6 +119,9 @@ class MainLoop:
         self._serve_inbox()
         self._housekeeping(force_metrics=False)
         self._serve_operator()
+        now = parts.clock()
+        for component in parts.components:
+            component.tick(self, now)
         return None
 
     def _serve_operator(self) -> None:
