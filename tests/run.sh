@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-bash deploy/dev-setup.sh "python3-dev mosquitto mosquitto-clients dataset-fashion-mnist systemd openssl" build,test
+bash deploy/dev-setup.sh "python3-dev mosquitto mosquitto-clients dataset-fashion-mnist systemd openssl chromium chromium-driver" build,test
 
 echo "== ruff, mypy"
 .venv/bin/ruff check .

@@ -1,0 +1,248 @@
+"""The page at / in a real browser: Debian's headless Chromium driven by selenium, against the daemon as a subprocess.
+
+The daemon classifies the looped sample video with its HTTP interface on a free port and a real mosquitto; the
+page must show the live preview changing and the label, classify an uploaded photo as `edge-classifier classify`
+does, show the server's error for a file that is no image, and keep its controls on a phone's screen.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from screenshot_page import (
+    WAIT_S,
+    browser_missing,
+    chrome,
+    live_label_shown,
+    predict_finished,
+    preview_loaded,
+    set_viewport,
+    start_daemon,
+    stop_daemon,
+    text_of,
+    wait,
+)
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+
+from helpers import ROOT, Broker, Daemon, free_port, run_cli
+
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(browser_missing() is not None, reason=str(browser_missing()))]
+
+PHOTO = ROOT / "tests" / "data" / "real-photos" / "skirt" / "4d5d201a-11cb-4e5c-b291-9b8c833c4ddf.jpg"
+
+
+@dataclass
+class Page:
+    daemon: Daemon
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/"
+
+
+@pytest.fixture(scope="module")
+def page(tmp_path_factory) -> Iterator[Page]:
+    broker = Broker(tmp_path_factory.mktemp("browser-broker")).start()
+    port = free_port()
+    daemon = start_daemon(broker.port, port)
+    try:
+        daemon.wait_for_line(lambda text: "HTTP interface on" in text, 60)
+        yield Page(daemon, port)
+    finally:
+        stop_daemon(daemon)
+        broker.stop()
+    assert "Traceback" not in daemon.log, daemon.log
+
+
+@pytest.fixture
+def driver() -> Iterator[WebDriver]:
+    browser = chrome()
+    try:
+        yield browser
+    finally:
+        browser.quit()
+
+
+def predict_error(port: int, filename: str, data: bytes) -> tuple[int, str]:
+    """What /api/predict answers to this file sent as the page sends it (multipart field `image`)."""
+    boundary = uuid.uuid4().hex
+    body = (f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="{filename}"\r\n'
+            "Content-Type: image/jpeg\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()  # fmt: skip
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=WAIT_S)
+    try:
+        connection.request("POST", "/api/predict", body, {"Content-Type": f"multipart/form-data; boundary={boundary}"})
+        response = connection.getresponse()
+        return response.status, json.loads(response.read())["error"]
+    finally:
+        connection.close()
+
+
+def latest_label(port: int) -> str:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=WAIT_S)
+    try:
+        connection.request("GET", "/api/latest")
+        return str(json.loads(connection.getresponse().read())["label"])
+    finally:
+        connection.close()
+
+
+def test_page_shows_the_live_preview_changing_and_the_label(page, driver):
+    driver.get(page.url)
+    wait(driver).until(live_label_shown)
+    wait(driver).until(preview_loaded)
+    preview = driver.find_element(By.ID, "preview")
+    first = preview.screenshot_as_png
+    # The video and the overlay's figures move on: the <img> shows another frame without a reload.
+    wait(driver).until(lambda d: preview.screenshot_as_png != first)
+    # The label shown is the daemon's stable label (polled ~2/s; the video changes garments every few seconds).
+    wait(driver).until(lambda d: text_of(d, "live-label") == latest_label(page.port))
+    wait(driver).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#live-topk li")) > 0)
+    assert (True, True, "running", "") == (
+        (preview.get_attribute("src") or "").endswith("/stream.mjpg"), int(text_of(driver, "frames")) > 0,
+        text_of(driver, "camera"), text_of(driver, "live-error"),
+    )  # fmt: skip
+
+
+def test_uploaded_photo_gets_the_label_classify_gives(page, driver):
+    out = run_cli("classify", "--json", str(PHOTO))
+    assert 0 == out.returncode, out.stderr
+    expected = json.loads(out.stdout.splitlines()[0])["label"]
+    driver.get(page.url)
+    driver.find_element(By.ID, "file-input").send_keys(str(PHOTO))
+    state = wait(driver).until(predict_finished)
+    bars = driver.find_elements(By.CSS_SELECTOR, "#answer-topk li .name")
+    timings = driver.find_elements(By.CSS_SELECTOR, "#answer-timings dt")
+    assert ("done", expected, expected, "", True) == (
+        state, text_of(driver, "answer-label"), bars[0].text, text_of(driver, "predict-error"),
+        {"decode", "inference", "total"} <= {t.text for t in timings},
+    )  # fmt: skip
+
+
+def test_bundled_example_is_classified_with_one_click(page, driver):
+    driver.get(page.url)
+    driver.find_element(By.CSS_SELECTOR, '#examples button[data-src$="/shoes.jpg"]').click()
+    assert ("done", "Shoes") == (wait(driver).until(predict_finished), text_of(driver, "answer-label"))
+
+
+def test_a_file_that_is_no_image_shows_the_servers_error(page, driver, tmp_path: Path):
+    fake = tmp_path / "notes.jpg"
+    fake.write_bytes(b"these are my shopping notes, not a photo\n" * 20)
+    status, message = predict_error(page.port, fake.name, fake.read_bytes())
+    driver.get(page.url)
+    driver.find_element(By.ID, "file-input").send_keys(str(fake))
+    state = wait(driver).until(predict_finished)
+    assert (True, "error", f"{message} (HTTP {status})", False) == (
+        400 <= status < 500, state, text_of(driver, "predict-error"),
+        driver.find_element(By.ID, "answer").is_displayed(),
+    )  # fmt: skip
+
+
+def test_phone_width_keeps_the_controls_visible(page, driver):
+    """390x844 CSS pixels: one column, nothing wider than the screen, every control shown and big enough to tap."""
+    set_viewport(driver, 390, 844, phone=True)
+    driver.get(page.url)
+    wait(driver).until(live_label_shown)
+    width = driver.execute_script("return document.documentElement.scrollWidth")
+    buttons = [
+        driver.find_element(By.CSS_SELECTOR, 'label[for="camera-input"]'),
+        driver.find_element(By.CSS_SELECTOR, 'label[for="file-input"]'),
+        *driver.find_elements(By.CSS_SELECTOR, "#examples button"),
+    ]
+    shown = [driver.find_element(By.ID, "preview"), driver.find_element(By.ID, "live-label")]
+    outside = []
+    for element in buttons + shown:
+        driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", element)
+        rect = element.rect
+        fits = element.is_displayed() and rect["x"] >= 0 and rect["x"] + rect["width"] <= 390
+        if not fits or (element in buttons and rect["height"] < 40):  # a finger needs ~40 CSS px
+            outside.append((element.get_attribute("id") or element.text or element.tag_name, rect))
+    live = driver.find_element(By.ID, "live").rect
+    classify = driver.find_element(By.ID, "classify").rect
+    assert (390, [], True, 6) == (
+        width, outside, classify["y"] >= live["y"] + live["height"],
+        len(driver.find_elements(By.CSS_SELECTOR, "#examples button")),
+    )  # fmt: skip
+    # Still works there: an example is classified.
+    driver.find_element(By.CSS_SELECTOR, '#examples button[data-src$="/hat.jpg"]').click()
+    assert "done" == wait(driver).until(predict_finished)
+
+
+def held_stream(port: int) -> http.client.HTTPResponse | bool:
+    """A /stream.mjpg kept open (its slot taken), or False while the daemon refuses it (a slot not yet freed).
+
+    The response holds the socket (http.client hands it over for a body without a length): keep it referenced.
+    """
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=WAIT_S)
+    connection.request("GET", "/stream.mjpg")
+    response = connection.getresponse()
+    if response.status == 200:
+        return response
+    response.read()
+    connection.close()
+    return False
+
+
+def test_with_every_stream_slot_taken_the_preview_polls_single_frames(page, driver):
+    """http.max_streams (2) streams already watched: the page's stream is refused (503) and it shows
+    /api/latest.jpg frames instead, still changing."""
+    held = [wait(driver).until(lambda d: held_stream(page.port)) for _ in range(2)]
+    try:
+        driver.get(page.url)
+        wait(driver).until(lambda d: (d.find_element(By.ID, "preview").get_attribute("src") or "").startswith("blob:"))
+        wait(driver).until(preview_loaded)
+        preview = driver.find_element(By.ID, "preview")
+        first = preview.get_attribute("src")
+        wait(driver).until(lambda d: preview.get_attribute("src") != first and preview_loaded(d))
+        assert "" == text_of(driver, "live-error")
+    finally:
+        for response in held:
+            assert isinstance(response, http.client.HTTPResponse)
+            response.close()
+
+
+TOKEN = "browser-token-4b8e1f0a9c3d7265"
+
+
+def test_with_a_token_the_page_asks_once_and_polls_frames_with_it(broker, tmp_path, driver):
+    """http.auth: token: the page asks for the token (a wrong one is refused with the server's words), keeps it in
+    sessionStorage, and fetches /api/latest.jpg with it (an <img> cannot send a header); uploads carry it too."""
+    (tmp_path / "token").write_text(TOKEN + "\n")
+    port = free_port()
+    daemon = start_daemon(
+        broker.port, port, "--set", "http.auth=token", "--set", f"http.token_file={tmp_path / 'token'}"
+    )
+    try:
+        daemon.wait_for_line(lambda text: "HTTP interface on" in text, 60)
+        driver.get(f"http://127.0.0.1:{port}/")
+        form = driver.find_element(By.ID, "token-form")
+        wait(driver).until(lambda d: form.is_displayed())
+        field = driver.find_element(By.ID, "token-input")
+        field.send_keys("not-the-token-000000000")
+        field.submit()
+        refused = wait(driver).until(lambda d: text_of(d, "token-error"))
+        field.clear()
+        field.send_keys(TOKEN)
+        field.submit()
+        wait(driver).until(live_label_shown)
+        wait(driver).until(preview_loaded)
+        preview = driver.find_element(By.ID, "preview")
+        first = preview.get_attribute("src")
+        wait(driver).until(lambda d: preview.get_attribute("src") != first and preview_loaded(d))
+        driver.find_element(By.CSS_SELECTOR, '#examples button[data-src$="/pants.jpg"]').click()
+        answer = (wait(driver).until(predict_finished), text_of(driver, "answer-label"))
+        driver.refresh()  # asked once: the tab keeps the token
+        wait(driver).until(live_label_shown)
+        assert ("wrong bearer token (HTTP 401)", True, ("done", "Pants"), False) == (
+            refused, (first or "").startswith("blob:"), answer, driver.find_element(By.ID, "token-form").is_displayed(),
+        )  # fmt: skip
+    finally:
+        stop_daemon(daemon)
+    assert TOKEN not in daemon.log
