@@ -1,6 +1,7 @@
 """Frame sources: real video files written with OpenCV, and a fake capture for stalls."""
 
 import http.server
+import logging
 import threading
 import time
 
@@ -315,6 +316,7 @@ class FrozenCapture(BlockingCapture):
 
 def test_camera_frozen_on_one_image_backs_off_across_reopens(caplog):
     """A camera repeating one image after every reopen is reopened with a growing delay, not every stall timeout."""
+    caplog.set_level(logging.DEBUG, logger="edge_classifier.capture.source")  # repeats past the first go to DEBUG
     config = SourceConfig(uri=0, stall_timeout_s=0.2, reopen_backoff_s=0.1, reopen_backoff_max_s=0.4)
     source = OpenCVSource(config, opener=lambda c: FrozenCapture())
     try:
@@ -446,7 +448,10 @@ def test_looping_glob_whose_files_vanish_is_reopened_not_spun(tmp_path):
     """A looping image glob whose files all disappear fails over to reopening instead of looping on nothing."""
     for i in range(2):
         cv2.imwrite(str(tmp_path / f"{i}.png"), np.full((10, 10, 3), i * 50, dtype=np.uint8))
-    config = SourceConfig(uri=str(tmp_path / "*.png"), file_rate="max", loop=True, stall_timeout_s=600)
+    # A long backoff holds the source in `stalled` (a running source that failed) while the test looks.
+    config = SourceConfig(
+        uri=str(tmp_path / "*.png"), file_rate="max", loop=True, stall_timeout_s=600, reopen_backoff_s=30
+    )
     with OpenCVSource(config) as source:
         first = [source.get(5.0) for _ in range(2)]
         for path in tmp_path.glob("*.png"):
@@ -455,7 +460,7 @@ def test_looping_glob_whose_files_vanish_is_reopened_not_spun(tmp_path):
         while source.stats().stalls == 0 and time.monotonic() < deadline:
             source.get(0.2)
         stats = source.stats()
-    assert (True, 1, "reopening") == (None not in first, stats.stalls, stats.state), (
+    assert (True, 1, "stalled") == (None not in first, stats.stalls, stats.state), (
         f"{stats}; first frames: {[None if f is None else f.index for f in first]}"
     )
 

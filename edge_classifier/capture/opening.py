@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import glob
 import logging
+import os
+import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
@@ -85,6 +87,8 @@ class ImageGlobCapture:
     def __init__(self, files: list[str]):
         self._files = list(files)
         self._next = 0
+        # Skipped files, for the reader to log and count: logging here would repeat on every pass of a loop.
+        self.unreadable: list[str] = []
 
     def isOpened(self) -> bool:  # noqa: N802
         return bool(self._files)
@@ -96,7 +100,7 @@ class ImageGlobCapture:
             image = cv2.imread(path, cv2.IMREAD_COLOR)
             if image is not None:
                 return True, image
-            logger.warning("skipping unreadable image %s", path)
+            self.unreadable.append(path)
         return False, None
 
     def get(self, prop: int) -> float:
@@ -161,12 +165,33 @@ def open_capture(config: SourceConfig) -> Capture:
     return cap
 
 
+def not_a_file(path: str) -> str | None:
+    """What a path that exists but is no regular file is ("a FIFO"), judged from stat alone; else None.
+
+    Opening a FIFO blocks until a writer comes, so nothing here opens it.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None
+    for test, what in (
+        (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device node"),
+        (stat.S_ISBLK, "a block device node"), (stat.S_ISDIR, "a directory"),
+    ):  # fmt: skip
+        if test(mode):
+            return what
+    return None if stat.S_ISREG(mode) else "not a regular file"
+
+
 def check_source(config: SourceConfig, opener: Callable[[SourceConfig], Capture] = open_capture) -> None:
     """Refuse at start-up a file, folder or glob that gives no frame (a camera, unlike them, may be plugged in later).
 
     A ConfigError (exit 78): restarting the service will not make the file readable.
     """
     kind = source_kind(config.uri)
+    what = not_a_file(str(config.uri)) if kind == "file" else None
+    if what:
+        raise ConfigError(f"source.uri: {config.uri!r} is {what}, not a video file")
     if kind == "file" and not Path(str(config.uri)).is_file():
         raise ConfigError(f"source.uri: video file {config.uri!r} does not exist")
     if kind == "glob" and not image_files(config.uri):
@@ -178,6 +203,8 @@ def check_source(config: SourceConfig, opener: Callable[[SourceConfig], Capture]
         cap = opener(config)
         try:
             ok, image = cap.read() if cap.isOpened() else (False, None)
+            for path in getattr(cap, "unreadable", []):
+                logger.warning("skipping unreadable image %s", path)
         finally:
             cap.release()
         if not ok or frame_as_bgr(image) is None:

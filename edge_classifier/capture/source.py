@@ -6,54 +6,23 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Protocol
 
 import cv2
 import numpy as np
 import numpy.typing as npt
 
+from edge_classifier.capture.files import FileIdentity, file_identity, frame_period, rewind, take_unreadable
+from edge_classifier.capture.frames import Frame, FrameSource, SourceStats
 from edge_classifier.capture.opening import Capture, NoCameraError, frame_as_bgr, open_capture, source_kind
 from edge_classifier.config.settings import SourceConfig
+from edge_classifier.ratelimit import RateLimitedLog
+
+__all__ = ["MAX_LIVE_READERS", "Frame", "FrameSource", "OpenCVSource", "SourceStats"]
 
 logger = logging.getLogger(__name__)
 # Readers abandoned inside a blocked open() or read() that may still be alive; past this many, no
 # new open is tried until one exits, so a source that blocks every open cannot pile up threads.
 MAX_LIVE_READERS = 4
-
-
-@dataclass(frozen=True)
-class Frame:
-    """One decoded frame and when it was captured (time.monotonic())."""
-
-    image_bgr: npt.NDArray[np.uint8]
-    index: int
-    captured_at: float
-    decode_s: float
-
-
-@dataclass(frozen=True)
-class SourceStats:
-    state: str  # starting, running, stalled, reopening, absent (no camera plugged in: no device node), ended
-    frames_captured: int
-    frames_dropped: int
-    stalls: int
-    reopens: int
-
-
-class FrameSource(Protocol):
-    """What the main loop needs from a camera, file or stream."""
-
-    def get(self, timeout: float) -> Frame | None:
-        """The freshest frame not handed out yet, or None after `timeout` seconds."""
-
-    @property
-    def ended(self) -> bool:
-        """True once a finite source (file, image glob) has delivered its last frame."""
-
-    def stats(self) -> SourceStats: ...
-
-    def close(self) -> None: ...
 
 
 class OpenCVSource:
@@ -70,8 +39,7 @@ class OpenCVSource:
         self._config = config
         self._opener = opener
         self._kind = source_kind(config.uri)
-        self._images = self._kind in ("glob", "folder")
-        self._finite = self._images or self._kind == "file"
+        self._finite = self._kind in ("file", "glob", "folder")
         self._every_frame = self._finite and config.file_rate == "max"
         # A network stream of a still scene can decode to identical frames; only a local camera's are a stall.
         self._repeat_is_stall = self._kind in ("device", "gstreamer")
@@ -88,6 +56,9 @@ class OpenCVSource:
         self._backoff = config.reopen_backoff_s
         self._readers: list[threading.Thread] = []
         self._reader_cap_logged = False
+        # Per kind of event: a source failing the same way on every pass or reopen says so once a minute.
+        self._log = RateLimitedLog(logger)
+        self._skipped = 0
         self._start_reader(delay=0.0)
 
     # -- consumer side ------------------------------------------------------------------
@@ -116,7 +87,7 @@ class OpenCVSource:
 
     def stats(self) -> SourceStats:
         with self._cond:
-            return SourceStats(self._state, self._captured, self._dropped, self._stalls, self._reopens)
+            return SourceStats(self._state, self._captured, self._dropped, self._stalls, self._reopens, self._skipped)
 
     def close(self, join_timeout: float = 2.0) -> None:
         """Stop reading; waits for the live reader to release its capture (abandoned ones exit alone)."""
@@ -140,7 +111,8 @@ class OpenCVSource:
             return
         if self._every_frame and self._frame is not None:
             return  # waiting for the consumer is not a stall
-        opening = self._state in ("reopening", "starting", "absent")
+        # "stalled" too: its backoff has passed, and the new reader is about to open.
+        opening = self._state in ("stalled", "reopening", "starting", "absent")
         timeout = self._config.open_timeout_s if opening else self._config.stall_timeout_s
         if time.monotonic() - self._last_progress <= timeout:
             return
@@ -156,17 +128,26 @@ class OpenCVSource:
         self._reader_cap_logged = False
         self._stalls += 1
         if opening:
-            logger.warning("opening source %s has not returned for %.1fs: trying again", self._config.uri, timeout)
+            self._warn(
+                "open-timeout", "opening source %s has not returned for %.1fs: trying again", self._config.uri, timeout
+            )
+            self._restart_locked("reopening")
         else:
-            logger.warning(
+            self._warn(
+                "stall",
                 "source %s produced no new frame for %.1fs: reopening in %.1fs",
                 self._config.uri,
                 timeout,
                 self._backoff,
             )
-        self._restart_locked()
+            self._restart_locked("stalled")
 
-    def _restart_locked(self, state: str = "reopening") -> None:
+    def _warn(self, key: str, message: str, *args: object) -> None:
+        """A warning said once a minute per kind of event; the repeats in between go to DEBUG."""
+        if not self._log.warning_for(key, message, *args):
+            logger.debug(message, *args)
+
+    def _restart_locked(self, state: str) -> None:
         self._state = state
         self._reopens += 1
         delay = self._backoff
@@ -190,17 +171,22 @@ class OpenCVSource:
     def _read_loop(self, generation: int, delay: float) -> None:
         if delay and self._closed.wait(delay):
             return
+        with self._cond:
+            if self._current(generation) and self._state == "stalled":
+                self._state = "reopening"  # the backoff is over: now the source is being opened again
+        # Taken before opening: a file replaced in between is then seen as changed at the first rewind.
+        identity = file_identity(str(self._config.uri)) if self._kind == "file" else None
         try:
             cap = self._opener(self._config)
         except NoCameraError as exc:
             self._absent(generation, str(exc))
             return
         except (cv2.error, OSError) as exc:
-            self._fail(generation, f"cannot open source {self._config.uri!r} ({exc})")
+            self._fail(generation, f"cannot open source {self._config.uri!r} ({exc})", "open")
             return
         try:
             if not cap.isOpened():
-                self._fail(generation, f"cannot open source {self._config.uri!r}")
+                self._fail(generation, f"cannot open source {self._config.uri!r}", "open")
                 return
             with self._cond:
                 if not self._current(generation):
@@ -209,17 +195,16 @@ class OpenCVSource:
                     logger.info("source %s: a camera appeared; classifying its frames", self._config.uri)
                 self._state = "running"
                 self._last_progress = time.monotonic()
-            self._pump(generation, cap)
+            self._pump(generation, cap, identity)
         except (cv2.error, OSError) as exc:
-            self._fail(generation, f"source {self._config.uri!r} failed while reading ({exc})")
+            self._fail(generation, f"source {self._config.uri!r} failed while reading ({exc})", "read")
         finally:
             cap.release()
 
-    def _pump(self, generation: int, opened: Capture) -> None:
-        cap = opened  # a looping glob replaces it each pass (releasing the one it replaces)
+    def _pump(self, generation: int, opened: Capture, identity: FileIdentity | None) -> None:
+        cap = opened  # a looping glob replaces it each pass, a changed file when it rewinds (releasing the old one)
         try:
-            fps = cap.get(cv2.CAP_PROP_FPS) or self._config.fps or (1.0 if self._images else 30.0)
-            period = 1.0 / fps if self._finite and not self._every_frame else 0.0
+            period = frame_period(cap, self._config, self._kind)
             next_due = time.monotonic()
             previous_probe = self._last_probe
             index = pass_start = 0
@@ -227,15 +212,22 @@ class OpenCVSource:
                 start = time.monotonic()
                 ok, image = cap.read()
                 decode_s = time.monotonic() - start
+                for path in take_unreadable(cap):  # a looping glob skips them on every pass
+                    with self._cond:
+                        self._skipped += 1
+                    self._warn("unreadable", "skipping unreadable image %s", path)
                 if not ok or image is None:
                     if self._finite and self._config.loop and index > 0:
                         if index == pass_start:  # a whole pass without a frame: the files are gone
-                            self._fail(generation, f"source {self._config.uri!r} has no readable frame left")
+                            self._fail(generation, f"source {self._config.uri!r} has no readable frame left", "read")
                             return
                         pass_start = index
-                        cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
-                        if self._images:
-                            cap = self._replace(cap)
+                        rewound = rewind(cap, self._config, self._kind, identity, self._opener, self._log)
+                        cap, identity = rewound.cap, rewound.identity
+                        if rewound.failure:
+                            self._fail(generation, rewound.failure, rewound.log_key)
+                            return
+                        period = frame_period(cap, self._config, self._kind)  # a replacement's own rate
                         continue
                     if self._finite:
                         with self._cond:
@@ -243,12 +235,14 @@ class OpenCVSource:
                                 self._state, self._ended = "ended", True
                                 self._cond.notify_all()
                         return
-                    self._fail(generation, f"source {self._config.uri!r} stopped delivering frames")
+                    self._fail(generation, f"source {self._config.uri!r} stopped delivering frames", "read")
                     return
                 image = frame_as_bgr(image)
                 if image is None:
                     self._fail(
-                        generation, f"source {self._config.uri!r} gives frames that are not 8-bit BGR, grey or BGRA"
+                        generation,
+                        f"source {self._config.uri!r} gives frames that are not 8-bit BGR, grey or BGRA",
+                        "read",
                     )
                     return
                 # A local camera that was unplugged can hand back the same buffer forever.
@@ -288,10 +282,6 @@ class OpenCVSource:
             if cap is not opened:
                 cap.release()
 
-    def _replace(self, cap: Capture) -> Capture:
-        cap.release()
-        return self._opener(self._config)
-
     def _absent(self, generation: int, why: str) -> None:
         """No camera is plugged in: said once, then looked for again quietly at the longest backoff."""
         with self._cond:
@@ -303,11 +293,12 @@ class OpenCVSource:
             self._restart_locked("absent")
             self._cond.notify_all()
 
-    def _fail(self, generation: int, message: str) -> None:
+    def _fail(self, generation: int, message: str, key: str) -> None:
+        """A failed open, read or file: reopened after the backoff; a running source is `stalled` until then."""
         with self._cond:
             if not self._current(generation):
                 return
             self._stalls += 1
-            logger.warning("%s; retrying in %.1fs", message, self._backoff)
-            self._restart_locked()
+            self._warn(key, "%s; retrying in %.1fs", message, self._backoff)
+            self._restart_locked("stalled" if self._state == "running" else "reopening")
             self._cond.notify_all()
