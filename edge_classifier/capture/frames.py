@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -27,6 +27,13 @@ class SourceStats:
     stalls: int
     reopens: int
     images_skipped: int = 0  # unreadable files an image glob or folder passed over (each time, on every pass)
+
+
+@runtime_checkable
+class Wakeable(Protocol):
+    """A source whose get() can be cut short, so that the main loop serves a request at once."""
+
+    def wake(self) -> None: ...
 
 
 class FrameSource(Protocol):

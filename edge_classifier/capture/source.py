@@ -48,6 +48,7 @@ class OpenCVSource:
         self._cond = threading.Condition()
         self._closed = threading.Event()
         self._frame: Frame | None = None
+        self._woken = False  # wake() was called: the next get() returns without waiting
         self._generation = 0
         self._state = "starting"
         self._ended = False
@@ -67,14 +68,21 @@ class OpenCVSource:
         with self._cond:
             while self._frame is None and not self._ended and not self._closed.is_set():
                 remaining = deadline - time.monotonic()
-                if remaining <= 0:
+                if remaining <= 0 or self._woken:
                     break
                 self._cond.wait(min(remaining, self._config.stall_timeout_s))
                 self._check_stall_locked()
             self._check_stall_locked()
             frame, self._frame = self._frame, None
+            self._woken = False
             self._cond.notify_all()
             return frame
+
+    def wake(self) -> None:
+        """Make a waiting get() return now (a request for the main loop has arrived); safe from any thread."""
+        with self._cond:
+            self._woken = True
+            self._cond.notify_all()
 
     @property
     def ended(self) -> bool:

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from edge_classifier.capture.frames import Wakeable
 from edge_classifier.capture.opening import check_source
 from edge_classifier.capture.source import FrameSource, OpenCVSource
 from edge_classifier.config.settings import Config, mqtt_password
@@ -111,7 +112,7 @@ def build_service(
         1.0 / mqtt.inference_max_hz if mqtt.publish_inference else None, mqtt.metrics_interval_s, now,
     )  # fmt: skip
     metrics = Metrics(seams.clock)
-    inbox = Inbox()
+    inbox = Inbox(on_submit=source.wake if isinstance(source, Wakeable) else None)
     state = RuntimeState(model, source.stats(), publisher.stats())
     parts = LoopParts(
         config.device, source, publisher, classifier, model, settings, reporter, metrics, notifier, inbox, state,

@@ -64,8 +64,10 @@ Request = PredictRequest | SettingsRequest | SwapModelRequest
 class Inbox:
     """A bounded queue: a full inbox refuses at once (BusyError) rather than growing a backlog."""
 
-    def __init__(self, capacity: int = DEFAULT_CAPACITY):
+    def __init__(self, capacity: int = DEFAULT_CAPACITY, on_submit: Callable[[], None] | None = None):
         self._queue: queue.Queue[Request] = queue.Queue(maxsize=capacity)
+        # Wakes the main loop from its wait for a frame, so a request does not wait for the next one.
+        self._on_submit = on_submit
         self._closed = False
         # Held by submit() and close() so that no request slips in after close() has drained the queue.
         self._lock = threading.Lock()
@@ -79,6 +81,8 @@ class Inbox:
                 self._queue.put_nowait(request)
             except queue.Full:
                 raise BusyError(f"{self._queue.maxsize} requests are already waiting for the main loop") from None
+        if self._on_submit is not None:
+            self._on_submit()
         return request.reply
 
     def take(self) -> Request | None:
