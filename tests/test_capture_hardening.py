@@ -1,17 +1,24 @@
 """Capture faults an operator meets: unreadable images in a loop, stalls, FIFOs, and video files changed on disk."""
 
+import json
 import logging
 import os
 import threading
 import time
 
 import cv2
+import jsonschema
 import numpy as np
 
-from edge_classifier.capture.opening import check_source
+from edge_classifier.capture.opening import check_source, image_files
 from edge_classifier.capture.source import OpenCVSource
 from edge_classifier.config.settings import SourceConfig
 from edge_classifier.errors import ConfigError
+from edge_classifier.mqtt.memory import MemoryPublisher
+from edge_classifier.mqtt.topics import Topics
+from edge_classifier.service.metrics import Metrics
+from edge_classifier.service.payloads import metrics_message, utc_now
+from helpers import SCHEMAS
 
 # The longest a fake capture's read() or open() hangs; every test releases it sooner, in its `finally`.
 HANG_S = 60
@@ -134,8 +141,7 @@ def test_fifo_given_as_video_file_is_refused_without_opening_it(tmp_path):
 
 
 def test_video_replaced_between_loops_plays_the_new_file(tmp_path, caplog):
-    """A looping video file replaced on disk is reopened at its rewind: the new content plays."""
-    caplog.set_level(logging.INFO)
+    """A looping video file replaced on disk is reopened at its rewind, with one warning: the new content plays."""
     video = write_video(tmp_path / "v.mp4", [0, 10, 20, 30, 40])
     replacement = write_video(tmp_path / "new.mp4", [200] * 5)
     with OpenCVSource(SourceConfig(uri=str(video), file_rate="max", loop=True)) as source:
@@ -143,9 +149,9 @@ def test_video_replaced_between_loops_plays_the_new_file(tmp_path, caplog):
         os.replace(replacement, video)
         frames += frames_of(source, 8)
         stats = source.stats()
-    changed = [r.getMessage() for r in caplog.records if "changed on disk" in r.getMessage()]
-    assert ([0, 10, 20, 30, 40, 200, 200, 200, 200, 200], "running", 1) == (
-        grey_levels(frames), stats.state, len(changed)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert ([0, 10, 20, 30, 40, 200, 200, 200, 200, 200], "running", [f"source.uri {str(video)!r} changed on disk: reopening it"]) == (
+        grey_levels(frames), stats.state, warnings
     )  # fmt: skip
 
 
@@ -165,3 +171,69 @@ def test_video_deleted_while_looping_is_reported_and_not_running(tmp_path, caplo
     assert ([f"source.uri {str(video)!r} was deleted; retrying in 30.0s"], "stalled", 1) == (
         warnings, stats.state, stats.stalls
     )  # fmt: skip
+
+
+def drain(source, within=20.0):
+    """Every frame of a source that does not loop, until it ends; fails if it has not ended within `within` seconds."""
+    frames, deadline = [], time.monotonic() + within
+    while not source.ended:
+        assert time.monotonic() < deadline, f"not ended within {within}s after {len(frames)} frames: {source.stats()}"
+        frame = source.get(1.0)
+        if frame is not None:
+            frames.append(frame)
+    return frames
+
+
+def test_video_replaced_before_its_end_plays_the_new_file_then_ends(tmp_path, caplog):
+    """A video file that does not loop, replaced while it plays, is reopened at its end: the new content plays, then it ends."""
+    video = write_video(tmp_path / "v.mp4", [0, 10, 20, 30, 40])
+    replacement = write_video(tmp_path / "new.mp4", [200] * 3)
+    with OpenCVSource(SourceConfig(uri=str(video), file_rate="max")) as source:
+        frames = frames_of(source, 2)
+        os.replace(replacement, video)
+        frames += drain(source)
+        stats = source.stats()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert ([0, 10, 20, 30, 40, 200, 200, 200], "ended", [f"source.uri {str(video)!r} changed on disk: reopening it"]) == (
+        grey_levels(frames), stats.state, warnings
+    )  # fmt: skip
+
+
+def test_video_deleted_before_its_end_is_reported_and_ends(tmp_path, caplog):
+    """A video file that does not loop, deleted while it plays, ends after its frames with a warning naming source.uri."""
+    video = write_video(tmp_path / "v.mp4", [0, 10, 20, 30, 40])
+    with OpenCVSource(SourceConfig(uri=str(video), file_rate="max")) as source:
+        frames = frames_of(source, 2)
+        video.unlink()
+        frames += drain(source)
+        stats = source.stats()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert ([0, 10, 20, 30, 40], "ended", [f"source.uri {str(video)!r} was deleted while it played: it ends here"]) == (
+        grey_levels(frames), stats.state, warnings
+    )  # fmt: skip
+
+
+def test_metrics_carry_the_skipped_images_count(tmp_path):
+    """The images a looping folder skipped reach the metrics payload as camera.images_skipped, valid under its schema."""
+    for name, value in (("0.png", 0), ("1.png", 50)):
+        cv2.imwrite(str(tmp_path / name), np.full((10, 10, 3), value, dtype=np.uint8))
+    (tmp_path / "0x.png").write_text("not an image")  # sorted between 0.png and 1.png: skipped once per pass
+    with OpenCVSource(SourceConfig(uri=str(tmp_path), file_rate="max", loop=True)) as source:
+        frames_of(source, 6)
+        stats = source.stats()
+    topics, summary = Topics("edge-classifier", "m"), Metrics().reader().read()
+    document = json.loads(metrics_message(topics, utc_now(), "m", summary, stats, MemoryPublisher().stats()).payload)
+    jsonschema.validate(document, json.loads((SCHEMAS / "metrics.schema.json").read_text()))
+    assert 3 == document["camera"]["images_skipped"]
+
+
+def test_glob_plays_regular_files_only_and_never_opens_a_fifo(tmp_path):
+    """A FIFO matched by an image glob is left out (reading it would block until a writer comes); the images play."""
+    os.mkfifo(tmp_path / "0.png")
+    cv2.imwrite(str(tmp_path / "1.png"), np.full((10, 10, 3), 50, dtype=np.uint8))
+    uri = str(tmp_path / "*.png")
+    assert [str(tmp_path / "1.png")] == image_files(uri)  # before anything opens the FIFO, which would block
+    check_source(SourceConfig(uri=uri))
+    with OpenCVSource(SourceConfig(uri=uri, file_rate="max")) as source:
+        frames = drain(source)
+    assert [50] == grey_levels(frames)

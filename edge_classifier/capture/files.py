@@ -1,8 +1,7 @@
-"""Playing files and image globs: their pace, their skipped images, and their rewind (a changed file is reopened)."""
+"""Playing files and image globs: their pace, their skipped images, and what follows their last frame."""
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -42,38 +41,48 @@ def take_unreadable(cap: Capture) -> list[str]:
 
 
 @dataclass(frozen=True)
-class Rewound:
-    """What the next pass reads from; with `failure`, why there is none (the reader fails over to reopening)."""
+class NextPass:
+    """What follows a file's or glob's last frame: another pass, the end, or (`failure`) a reopen after the backoff."""
 
-    cap: Capture
+    cap: Capture  # what to read from next and release at the end: the same capture, or the one replacing it
     identity: FileIdentity | None
+    ended: bool = False
     failure: str | None = None
     log_key: str = ""
 
 
-def rewind(
+def after_last_frame(
     cap: Capture,
     config: SourceConfig,
     kind: str,
     identity: FileIdentity | None,
     opener: Callable[[SourceConfig], Capture],
     log: RateLimitedLog,
-) -> Rewound:
-    """Starts the next pass of a looping source; a capture it replaces is released."""
+) -> NextPass:
+    """The next pass of a looping source, or the end of one that does not loop; a capture it replaces is released.
+
+    A video file is compared with what it was when opened, looping or not: the open capture would
+    keep playing a deleted file's data, or what is left of a truncated one's old index, for ever.
+    """
+    if kind == "file":
+        now = file_identity(str(config.uri))
+        if now is None and not config.loop:
+            # Every frame was read through the open handle: there is nothing left to play, nor to retry.
+            log.warning_for("gone", "source.uri %r was deleted while it played: it ends here", config.uri)
+            return NextPass(cap, identity, ended=True)
+        if now is None:
+            return NextPass(cap, identity, failure=f"source.uri {config.uri!r} was deleted", log_key="gone")
+        if now != identity:
+            log.warning_for("changed", "source.uri %r changed on disk: reopening it", config.uri)
+            cap.release()
+            cap = opener(config)
+            if not cap.isOpened():
+                return NextPass(cap, now, failure=f"cannot open source {config.uri!r}", log_key="open")
+            return NextPass(cap, now)
+    if not config.loop:
+        return NextPass(cap, identity, ended=True)
     if kind in ("glob", "folder"):
         cap.release()
-        return Rewound(opener(config), None)  # listed again: images added or removed since take part
-    now = file_identity(str(config.uri))
-    if now is None:
-        # The open capture would keep playing the deleted file's data for ever.
-        return Rewound(cap, identity, f"source.uri {config.uri!r} was deleted", "gone")
-    if now == identity:
-        cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
-        return Rewound(cap, identity)
-    # Replaced, or rewritten in place: a truncated file would otherwise loop over what is left of its old index.
-    log.log(logging.INFO, "changed", "source.uri %r changed on disk: reopening it", config.uri)
-    cap.release()
-    cap = opener(config)
-    if not cap.isOpened():
-        return Rewound(cap, now, f"cannot open source {config.uri!r}", "open")
-    return Rewound(cap, now)
+        return NextPass(opener(config), None)  # listed again: images added or removed since take part
+    cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+    return NextPass(cap, identity)

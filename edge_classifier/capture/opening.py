@@ -57,7 +57,8 @@ def image_files(uri: int | str) -> list[str]:
             for path in Path(str(uri)).iterdir()
             if path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".") and path.is_file()
         )
-    return sorted(glob.glob(str(uri)))
+    # Regular files only: reading a FIFO blocks until a writer comes, and a directory is no image.
+    return sorted(path for path in glob.glob(str(uri)) if os.path.isfile(path))
 
 
 def missing_camera(uri: int | str) -> str | None:

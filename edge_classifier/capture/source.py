@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from edge_classifier.capture.files import FileIdentity, file_identity, frame_period, rewind, take_unreadable
+from edge_classifier.capture.files import FileIdentity, after_last_frame, file_identity, frame_period, take_unreadable
 from edge_classifier.capture.frames import Frame, FrameSource, SourceStats
 from edge_classifier.capture.opening import Capture, NoCameraError, frame_as_bgr, open_capture, source_kind
 from edge_classifier.config.settings import SourceConfig
@@ -225,26 +225,26 @@ class OpenCVSource:
                         self._skipped += 1
                     self._warn("unreadable", "skipping unreadable image %s", path)
                 if not ok or image is None:
-                    if self._finite and self._config.loop and index > 0:
-                        if index == pass_start:  # a whole pass without a frame: the files are gone
-                            self._fail(generation, f"source {self._config.uri!r} has no readable frame left", "read")
-                            return
-                        pass_start = index
-                        rewound = rewind(cap, self._config, self._kind, identity, self._opener, self._log)
-                        cap, identity = rewound.cap, rewound.identity
-                        if rewound.failure:
-                            self._fail(generation, rewound.failure, rewound.log_key)
-                            return
-                        period = frame_period(cap, self._config, self._kind)  # a replacement's own rate
-                        continue
-                    if self._finite:
-                        with self._cond:
-                            if self._current(generation):
-                                self._state, self._ended = "ended", True
-                                self._cond.notify_all()
+                    if not self._finite:
+                        self._fail(generation, f"source {self._config.uri!r} stopped delivering frames", "read")
                         return
-                    self._fail(generation, f"source {self._config.uri!r} stopped delivering frames", "read")
-                    return
+                    if index == pass_start:  # nothing since it was opened, rewound or reopened: not again
+                        if index:
+                            self._fail(generation, f"source {self._config.uri!r} has no readable frame left", "read")
+                        else:
+                            self._end(generation)
+                        return
+                    after = after_last_frame(cap, self._config, self._kind, identity, self._opener, self._log)
+                    cap, identity = after.cap, after.identity
+                    if after.failure:
+                        self._fail(generation, after.failure, after.log_key)
+                    elif after.ended:
+                        self._end(generation)
+                    if after.failure or after.ended:
+                        return
+                    pass_start = index
+                    period = frame_period(cap, self._config, self._kind)  # a replacement's own rate
+                    continue
                 image = frame_as_bgr(image)
                 if image is None:
                     self._fail(
@@ -289,6 +289,12 @@ class OpenCVSource:
         finally:
             if cap is not opened:
                 cap.release()
+
+    def _end(self, generation: int) -> None:
+        with self._cond:
+            if self._current(generation):
+                self._state, self._ended = "ended", True
+                self._cond.notify_all()
 
     def _absent(self, generation: int, why: str) -> None:
         """No camera is plugged in: said once, then looked for again quietly at the longest backoff."""
