@@ -42,6 +42,7 @@ def chrome(width: int = 1280, height: int = 900) -> webdriver.Chrome:
     for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
                      "--no-first-run", "--disable-extensions", "--hide-scrollbars", f"--window-size={width},{height}"):  # fmt: skip
         options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # the console, for driver.get_log("browser")
     # A driver path in the Service means Selenium Manager is skipped (it would look for, or fetch, a driver).
     driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
     driver.set_page_load_timeout(WAIT_S)

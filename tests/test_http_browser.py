@@ -85,6 +85,17 @@ def predict_error(port: int, filename: str, data: bytes) -> tuple[int, str]:
         connection.close()
 
 
+def page_policy(port: int) -> str:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=WAIT_S)
+    try:
+        connection.request("GET", "/")
+        response = connection.getresponse()
+        response.read()
+        return str(response.getheader("Content-Security-Policy"))
+    finally:
+        connection.close()
+
+
 def latest_label(port: int) -> str:
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=WAIT_S)
     try:
@@ -105,9 +116,15 @@ def test_page_shows_the_live_preview_changing_and_the_label(page, driver):
     # The label shown is the daemon's stable label (polled ~2/s; the video changes garments every few seconds).
     wait(driver).until(lambda d: text_of(d, "live-label") == latest_label(page.port))
     wait(driver).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#live-topk li")) > 0)
-    assert (True, True, "running", "") == (
-        (preview.get_attribute("src") or "").endswith("/stream.mjpg"), int(text_of(driver, "frames")) > 0,
-        text_of(driver, "camera"), text_of(driver, "live-error"),
+    # The figures update without a reload: the frame counter moves on.
+    frames = int(text_of(driver, "frames"))
+    wait(driver).until(lambda d: int(text_of(d, "frames")) > frames)
+    # Nothing went wrong in the page: no script error, no request the Content-Security-Policy blocked.
+    problems = [entry["message"] for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+    assert (True, True, "running", "", [], True) == (
+        (preview.get_attribute("src") or "").endswith("/stream.mjpg"), frames > 0,
+        text_of(driver, "camera"), text_of(driver, "live-error"), problems,
+        page_policy(page.port).startswith("default-src 'self'; img-src 'self' blob: data:"),
     )  # fmt: skip
 
 

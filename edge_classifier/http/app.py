@@ -59,6 +59,9 @@ ROUTES = Map(
     ],
     strict_slashes=False,
 )
+# The page's own files only: no inline script, nothing from elsewhere; blob: for the polled preview and the photo
+# sent, data: for the empty favicon; no framing by other sites (the page has buttons worth clickjacking).
+PAGE_POLICY = "default-src 'self'; img-src 'self' blob: data:; frame-ancestors 'none'"
 LOOPBACK_NAMES = ("localhost", "localhost.localdomain")
 CHALLENGE = 'Bearer realm="edge-classifier"'
 
@@ -156,6 +159,7 @@ class HttpApp:
 
     def _static(self, request: Request, name: str) -> Response:
         response: Response = send_from_directory(STATIC_DIR, name, request.environ, max_age=60)
+        response.headers["Content-Security-Policy"] = PAGE_POLICY
         return response
 
     def _health(self, request: Request) -> Response:
