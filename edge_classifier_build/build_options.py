@@ -71,6 +71,7 @@ class BuildOptions:
     fold_check_images: int
     eval_dir: Path | None
     transplant_check_images: int
+    embedding_output: bool
     command: str  # how the build was invoked, for the manifest and the record
 
     @classmethod

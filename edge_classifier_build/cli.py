@@ -107,6 +107,12 @@ def parse_args(argv: list[str]) -> BuildOptions:
         default=200,
         help="with --weights FILE.tflite: training images on which the Keras rebuild must agree with the file",
     )
+    o.add_argument(
+        "--embedding-output",
+        action="store_true",
+        help="also give the pooled feature vector (the global average pooling that feeds the head) as a second "
+        "output of the same model, named in the manifest's `outputs` (the daemon L2-normalises it)",
+    )
     args = p.parse_args(argv)
     for name in ("epochs", "batch_size", "calibration_images", "selftest_per_class", "latency_runs"):
         if getattr(args, name) < 1:

@@ -15,7 +15,7 @@ import tf_keras as keras
 
 from edge_classifier.errors import first_line
 from edge_classifier.model.preprocess import Preprocessing, normalize
-from edge_classifier.model.runner import load_interpreter, op_counts, tensor_dtypes
+from edge_classifier.model.runner import EMBEDDING_OUTPUT, SCORES_OUTPUT, load_interpreter, op_counts, tensor_dtypes
 
 from . import foldcheck
 from .options import FULL_INT8_MODES
@@ -84,6 +84,56 @@ def convert(
     if quantization == "float32":
         return convert_float(model)
     raise ValueError(f"unknown quantization {quantization!r}")
+
+
+def pooling_layer(model: keras.Model) -> Any:
+    """The one GlobalAveragePooling2D layer (QAT-wrapped or not) whose output feeds the classifier head."""
+    found = [
+        layer
+        for layer in model.layers
+        if "GlobalAveragePooling2D" in (type(layer).__name__, type(getattr(layer, "layer", None)).__name__)
+    ]
+    if len(found) != 1:
+        raise ConversionError(f"--embedding-output: expected one global average pooling layer, found {len(found)}")
+    return found[0]
+
+
+def with_embedding_output(model: keras.Model) -> keras.Model:
+    """The same model with two outputs: its own (`scores`) and the pooled feature vector (`embedding`).
+
+    The Identity layers only give the outputs their names, which become the signature's keys in the
+    .tflite; they convert to no operator, so the graph and every tensor's quantization stay as they were.
+    """
+    pooled = pooling_layer(model).output
+    if len(pooled.shape) != 2:
+        raise ConversionError(f"--embedding-output: the pooled features have shape {pooled.shape}, expected 2-D")
+    scores = keras.layers.Identity(name=SCORES_OUTPUT)(model.output)
+    embedding = keras.layers.Identity(name=EMBEDDING_OUTPUT)(pooled)
+    return keras.Model(model.input, [scores, embedding], name=model.name)
+
+
+def scores_output_first(tflite_bytes: bytes) -> bytes:
+    """The same model with the `scores` output first among the graph's outputs (and the signature's).
+
+    The converter orders outputs by signature key, which puts `embedding` first; a tool that reads output 0 of
+    a classifier (most do) must get the class scores. Only the order of two tensor indices changes: no operator,
+    weight or quantization parameter.
+    """
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(tflite_bytes))
+    if len(model.subgraphs[0].outputs) == 1:
+        return tflite_bytes
+    (signature,) = model.signatureDefs
+    by_key = {bytes(o.name).decode(): o for o in signature.outputs}
+    if set(by_key) != {SCORES_OUTPUT, EMBEDDING_OUTPUT}:
+        raise ConversionError(
+            f"expected outputs keyed {SCORES_OUTPUT!r} and {EMBEDDING_OUTPUT!r}, got {sorted(by_key)}"
+        )
+    order = [by_key[SCORES_OUTPUT], by_key[EMBEDDING_OUTPUT]]
+    model.subgraphs[0].outputs = np.array([o.tensorIndex for o in order], dtype=np.int32)
+    signature.outputs = order
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
 def keras_layer_counts(model: keras.Model) -> dict[str, int]:

@@ -13,6 +13,8 @@ import numpy.typing as npt
 from edge_classifier.model.preprocess import Preprocessing, apply_lut, build_lut
 from edge_classifier.model.runner import io_specs, load_interpreter, run_raw, scores_from_raw
 
+from .model_outputs import signature_outputs
+
 
 @dataclass(frozen=True)
 class TfliteLatency:
@@ -70,7 +72,7 @@ def evaluate_tflite(
 ) -> Accuracy:
     """Run every image through the runtime interpreter one at a time, as the daemon does, timing each invoke."""
     interpreter = load_interpreter(tflite_path, num_threads=num_threads, xnnpack=xnnpack)
-    input_spec, output_spec = io_specs(interpreter)
+    input_spec, output_spec = io_specs(interpreter, signature_outputs(interpreter))
     lut = build_lut(spec, input_spec.quant)
     raw_outputs = np.empty((len(truth), output_spec.shape[-1]), dtype=output_spec.quant.dtype)
     latencies = []

@@ -20,6 +20,8 @@ import numpy.typing as npt
 from edge_classifier.model.preprocess import Preprocessing, apply_lut, build_lut
 from edge_classifier.model.runner import io_specs, load_interpreter
 
+from .model_outputs import signature_outputs
+
 logger = logging.getLogger(__name__)
 
 WEIGHT_OPS = {"CONV_2D": "conv", "DEPTHWISE_CONV_2D": "depthwise", "FULLY_CONNECTED": "dense"}
@@ -85,7 +87,8 @@ def xnnpack_partitions(tflite_path: Path) -> int:
 
 def input_tensor(tflite_path: Path, pixels: npt.NDArray[np.uint8], spec: Preprocessing) -> npt.NDArray[Any]:
     """One image as the model's input tensor, through the daemon's lookup table."""
-    input_spec, _ = io_specs(load_interpreter(tflite_path, xnnpack=False))
+    interpreter = load_interpreter(tflite_path, xnnpack=False)
+    input_spec, _ = io_specs(interpreter, signature_outputs(interpreter))
     image = pixels.reshape(pixels.shape[:2]) if spec.channels == 1 else pixels
     return apply_lut(image, build_lut(spec, input_spec.quant)).reshape(input_spec.shape)
 
@@ -93,7 +96,7 @@ def input_tensor(tflite_path: Path, pixels: npt.NDArray[np.uint8], spec: Preproc
 def latency(tflite_path: Path, tensor: npt.NDArray[Any], runs: int, threads: int, xnnpack: bool) -> Latency:
     """p50/p95 milliseconds of one invoke on a fixed image."""
     interpreter = load_interpreter(tflite_path, num_threads=threads, xnnpack=xnnpack)
-    input_spec, _ = io_specs(interpreter)
+    input_spec, _ = io_specs(interpreter, signature_outputs(interpreter))
     interpreter.set_tensor(input_spec.index, tensor)
     for _ in range(WARMUP_RUNS):
         interpreter.invoke()

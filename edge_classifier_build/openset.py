@@ -27,6 +27,7 @@ from edge_classifier.model.classifier import Classifier
 from edge_classifier.model.preprocess import Preprocessing
 
 from .data import Frames
+from .model_outputs import outputs_of
 
 logger = logging.getLogger(__name__)
 
@@ -164,5 +165,5 @@ def calibrate_model(
     tflite_path: Path, labels: tuple[str, ...], spec: Preprocessing, frames_bgr: Frames, truth: npt.NDArray[np.int64]
 ) -> Rejection:
     """`calibrate` for a freshly built .tflite, loaded as the daemon loads it."""
-    with Classifier.from_file(tflite_path, labels, spec) as classifier:
+    with Classifier.from_file(tflite_path, labels, spec, outputs=outputs_of(tflite_path)) as classifier:
         return calibrate(classifier, frames_bgr, truth)

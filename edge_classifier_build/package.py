@@ -19,6 +19,8 @@ from edge_classifier.model.classifier import Classifier, read_image_bgr
 from edge_classifier.model.manifest import SCHEMA_ID, sha256_file
 from edge_classifier.model.preprocess import Preprocessing
 
+from .model_outputs import outputs_of
+
 SELFTEST_MAX_SIDE = 128
 
 
@@ -57,7 +59,7 @@ def write_selftest(
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
-    classifier = Classifier.from_file(tflite_path, labels, spec)
+    classifier = Classifier.from_file(tflite_path, labels, spec, outputs=outputs_of(tflite_path))
     cases: list[dict[str, Any]] = []
     kept = dict.fromkeys(range(len(labels)), 0)
     for i, original in enumerate(frames_bgr):
@@ -112,6 +114,7 @@ def write_manifest(
     selftest: list[dict[str, Any]],
     command: str,
 ) -> Path:
+    described: dict[str, Any] = {key: io[key] for key in ("outputs", "embedding") if key in io}
     document = {
         "$schema": "../edge_classifier/schemas/manifest.schema.json",
         "schema": SCHEMA_ID,
@@ -124,6 +127,7 @@ def write_manifest(
         "labels": list(labels),
         "input": io["input"],
         "output": {**io["output"], "kind": "probabilities"},
+        **described,
         "preprocessing": spec.as_dict(),
         **sections,
         "build": {

@@ -21,6 +21,7 @@ from edge_classifier.model.preprocess import Preprocessing
 
 from .data import IMAGE_SUFFIXES
 from .evaluate import Accuracy, summarize
+from .model_outputs import outputs_of
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +80,7 @@ def evaluate_folder(classifier: Classifier, root: Path, shown_as: str | None = N
 
 def evaluate_model(tflite_path: Path, labels: tuple[str, ...], spec: Preprocessing, root: Path) -> PhotoEvaluation:
     """--eval-dir through the daemon's classifier, one photo at a time."""
-    with Classifier.from_file(tflite_path, labels, spec) as classifier:
+    with Classifier.from_file(tflite_path, labels, spec, outputs=outputs_of(tflite_path)) as classifier:
         evaluation = evaluate_folder(classifier, root)
     figures = evaluation.result
     print(f"      {root}: {figures.accuracy:.2f}% of {figures.images} photos, as the daemon classifies them")

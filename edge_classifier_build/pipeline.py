@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from edge_classifier.errors import ModelError
 from edge_classifier.model.preprocess import Preprocessing
 
 from .build_options import BuildOptions
@@ -111,7 +112,11 @@ def convert_stage(
     stage(4, conversion_text(options.quantization, options.calibration_images))
     size = (options.resolution, options.resolution)
     calibration = calibration_pixels(prepared, options.calibration_images, size, spec)
+    if options.embedding_output:
+        to_convert = convert.with_embedding_output(to_convert)
     tflite_bytes = convert.convert(to_convert, options.quantization, calibration, spec)
+    if options.embedding_output:
+        tflite_bytes = convert.scores_output_first(tflite_bytes)
     with tempfile.TemporaryDirectory() as scratch:
         # Checked before it is written: a failed build must not replace a good model in --output-dir.
         candidate = Path(scratch) / "candidate.tflite"
@@ -120,8 +125,12 @@ def convert_stage(
             ops = convert.check_full_int8(candidate, float_model)
         else:
             ops = foldcheck.batch_norm_ops(candidate).op_counts
+        if options.embedding_output:
+            check_embedding_output(candidate)
         tflite_path, _ = package.write_model(options.output_dir, options.name, tflite_bytes, prepared.data.labels)
-        twin = tflite_path if options.quantization == "float32" else Path(scratch) / "float32.tflite"
+        # The fold check reads the twin's only output: with an embedding output, the twin is converted on its own.
+        own_twin = options.quantization == "float32" and not options.embedding_output
+        twin = tflite_path if own_twin else Path(scratch) / "float32.tflite"
         if twin != tflite_path:
             twin.write_bytes(convert.convert_float(float_model))
         if options.float_twin:
@@ -131,6 +140,21 @@ def convert_stage(
         if options.fold_check_images > 0:
             fold = foldcheck.fold_report(float_model, twin, prepared.test_pixels[: options.fold_check_images], spec)
     return Converted(tflite_path, ops, fold, len(calibration))
+
+
+def check_embedding_output(tflite_path: Path) -> None:
+    """ConversionError unless the signature names the scores and a 2-D embedding output (model_outputs)."""
+    from .convert import ConversionError
+    from .model_outputs import outputs_of
+
+    try:
+        outputs = outputs_of(tflite_path)
+    except ModelError as exc:
+        raise ConversionError(f"--embedding-output: {exc}") from None
+    embedding = None if outputs is None else outputs.embedding
+    if embedding is None or embedding.shape is None or len(embedding.shape) != 2:
+        raise ConversionError("--embedding-output: the converted model has no [1, dims] embedding output")
+    print(f"      embedding output: {embedding.shape[-1]} dims, tensor {embedding.tensor!r} at {embedding.position}")
 
 
 def build(options: BuildOptions) -> BuildSummary:

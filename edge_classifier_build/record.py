@@ -15,11 +15,11 @@ import numpy as np
 import numpy.typing as npt
 
 from edge_classifier.model.preprocess import Preprocessing
-from edge_classifier.model.runner import io_specs, load_interpreter
 
 from . import package
 from .build_options import BuildOptions
 from .data import Frames, to_pixels
+from .model_outputs import manifest_io
 from .options import DISPLAY_NAMES
 from .outcome import Outcome
 from .techniques import Techniques
@@ -109,17 +109,8 @@ def write_manifest(
     spec: Preprocessing,
     selftest: list[dict[str, Any]],
 ) -> Path:
-    """The manifest beside the model, with the input/output tensors read back from the .tflite."""
-    input_spec, output_spec = io_specs(load_interpreter(outcome.tflite_path))
-    io = {
-        key: {
-            "shape": list(s.shape),
-            "dtype": s.quant.dtype.name,
-            "scale": s.quant.scale,
-            "zero_point": s.quant.zero_point,
-        }
-        for key, s in (("input", input_spec), ("output", output_spec))
-    }
+    """The manifest beside the model, with the input/output tensors read back from the .tflite (model_outputs)."""
+    io = manifest_io(outcome.tflite_path)
     return package.write_manifest(
         options.output_dir, options.name, options.model_version, outcome.tflite_path, outcome.labels, io, spec,
         manifest_sections(options, techniques, outcome), build_section(options, outcome), selftest, options.command,

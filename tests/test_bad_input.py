@@ -4,9 +4,11 @@ import os
 
 import pytest
 
-from helpers import DEFAULT_MANIFEST, SAMPLE_VIDEO, run_cli
+from helpers import DEFAULT_MANIFEST, FASHION_MANIFEST, SAMPLE_VIDEO, run_cli
 
 MODEL = DEFAULT_MANIFEST.with_suffix(".tflite")
+# A model file given alone (model.path) must have one output: the default model also gives its embedding.
+ONE_OUTPUT_MODEL = FASHION_MANIFEST.with_suffix(".tflite")
 LABELS = DEFAULT_MANIFEST.with_name(DEFAULT_MANIFEST.stem + ".labels.txt")
 # The sample video, not camera 0: a machine without a camera would add a warning line.
 VIDEO = f"source.uri={SAMPLE_VIDEO}"
@@ -29,7 +31,8 @@ def case(name, yaml="", sets=(), message="", files=None, command="check-config",
 BAD = [
     # Existing validations: unknown keys, wrong types, out-of-range numbers, file-level problems.
     case("unknown-top-key", "colour: red\n",
-         message="colour: unknown key (known keys here: device_id, log_level, source, model, result, mqtt, http)"),
+         message="colour: unknown key (known keys here: device_id, log_level, state_dir, source, model, result, mqtt, outbox, "
+                 "http, homeassistant)"),
     case("unknown-nested-key", "mqtt:\n  hots: x\n", message="mqtt.hots: unknown key (known keys here: host, port..."),
     case("unknown-key-by-set", sets=("result.topk=3",),
          message="result.topk: unknown key (known keys here: top_k, vote_window, min_score, heartbeat_s)"),
@@ -151,7 +154,7 @@ BAD = [
     case("truncated-tflite", sets=("model.path={tmp}/cut.tflite", f"model.labels={LABELS}", VIDEO),
          files={"cut.tflite": MODEL.read_bytes()[:5000]},
          message="model.path: model file {tmp}/cut.tflite is not a loadable TFLite model: The model is not a valid Flatbuffer buffer"),
-    case("labels-wrong-count", sets=(f"model.path={MODEL}", "model.labels={tmp}/three.txt", VIDEO),
+    case("labels-wrong-count", sets=(f"model.path={ONE_OUTPUT_MODEL}", "model.labels={tmp}/three.txt", VIDEO),
          files={"three.txt": b"a\nb\nc\n"}, message="model.labels: '{tmp}/three.txt' has 3 labels but the model outputs 10 classes"),
 ]  # fmt: skip
 
@@ -200,7 +203,7 @@ def test_bad_input_is_one_line_naming_the_key_and_exit_78(tmp_path, command, yam
         ({"model-dir": None}, ("model.manifest={tmp}/model-dir",)),
         ({"empty.tflite": b""}, ("model.path={tmp}/empty.tflite", f"model.labels={LABELS}")),
         ({"cut.tflite": MODEL.read_bytes()[:5000]}, ("model.path={tmp}/cut.tflite", f"model.labels={LABELS}")),
-        ({"three.txt": b"a\nb\nc\n"}, (f"model.path={MODEL}", "model.labels={tmp}/three.txt")),
+        ({"three.txt": b"a\nb\nc\n"}, (f"model.path={ONE_OUTPUT_MODEL}", "model.labels={tmp}/three.txt")),
     ],
     ids=["manifest-is-directory", "empty-tflite", "truncated-tflite", "labels-wrong-count"],
 )

@@ -28,12 +28,13 @@ def build(*args, timeout=600):
 @pytest.mark.slow
 @pytest.mark.build
 def test_smoke_build_is_full_int8_valid_and_better_than_chance(tmp_path):
-    """A short build on 6,000 images writes a full-int8 model whose manifest validates, has every field, and beats chance."""
+    """A short build on 6,000 images with an embedding output writes a full-int8 model whose manifest validates,
+    has every field, gives the scores as output 0, and beats chance."""
     # From scratch MobileNetV2 needs a few hundred steps to leave chance (10%): 6,000 images, 4 epochs, no
     # augmentation, a high learning rate and fast batch-norm statistics reach ~70% in under a minute here.
     out = build("--train-limit", "6000", "--test-limit", "1000", "--epochs", "4", "--resolution", "32",
                 "--learning-rate", "5e-3", "--no-augment", "--dropout", "0", "--bn-momentum", "0.9",
-                "--name", "smoke", "--output-dir", str(tmp_path))  # fmt: skip
+                "--name", "smoke", "--output-dir", str(tmp_path), "--embedding-output")  # fmt: skip
     assert 0 == out.returncode, out.stderr[-2000:]
     document = json.loads((tmp_path / "smoke.json").read_text())
     schema = json.loads((SCHEMAS / "manifest.schema.json").read_text())
@@ -42,8 +43,12 @@ def test_smoke_build_is_full_int8_valid_and_better_than_chance(tmp_path):
     interpreter = load_interpreter(tmp_path / "smoke.tflite", xnnpack=False)
     io = [d["dtype"] for d in (*interpreter.get_input_details(), *interpreter.get_output_details())]
     ops = op_counts(interpreter)
-    assert (set(), [np.int8, np.int8]) == (tensor_dtypes(interpreter) - {"int8", "int32"}, io)
+    assert (set(), [np.int8] * 3) == (tensor_dtypes(interpreter) - {"int8", "int32"}, io)
     assert ([], ops) == ([op for op in ops if op in ("QUANTIZE", "DEQUANTIZE", "MUL")], document["build"]["op_counts"])
+    shapes = [[int(d) for d in details["shape"]] for details in interpreter.get_output_details()]
+    assert ([["scores", 0], ["embedding", 1]], [1, 10]) == (
+        [[o["name"], o["index"]] for o in document["outputs"]], shapes[0],
+    )  # fmt: skip
     assert (1000, True) == (document["metrics"]["int8"]["images"], document["metrics"]["int8_accuracy"] > 40.0)
 
 

@@ -5,18 +5,18 @@ import shutil
 
 import pytest
 
-from helpers import DEFAULT_MANIFEST, ROOT, run_cli
+from helpers import DEFAULT_MANIFEST, FASHION_MANIFEST, ROOT, run_cli
 
 MANIFEST = json.loads(DEFAULT_MANIFEST.read_text())
 SELFTEST = [(DEFAULT_MANIFEST.parent / case["image"], case["label"]) for case in MANIFEST["selftest"]]
 
 
-def copy_model(tmp_path):
-    """The default model's files copied to tmp_path, returning the copied manifest's path."""
-    stem = DEFAULT_MANIFEST.stem
+def copy_model(tmp_path, manifest=DEFAULT_MANIFEST):
+    """A bundled model's files (the default model's unless MANIFEST) copied to tmp_path; the copied manifest's path."""
+    stem = manifest.stem
     for suffix in (".json", ".tflite", ".labels.txt"):
-        shutil.copy(DEFAULT_MANIFEST.with_name(stem + suffix), tmp_path / (stem + suffix))
-    shutil.copytree(DEFAULT_MANIFEST.with_name(stem + ".selftest"), tmp_path / (stem + ".selftest"))
+        shutil.copy(manifest.with_name(stem + suffix), tmp_path / (stem + suffix))
+    shutil.copytree(manifest.with_name(stem + ".selftest"), tmp_path / (stem + ".selftest"))
     return tmp_path / (stem + ".json")
 
 
@@ -70,7 +70,7 @@ def test_failing_selftest_is_refused_with_exit_78(tmp_path):
     case["label"] = next(label for label in document["labels"] if label != case["label"])
     manifest.write_text(json.dumps(document))
     out = run_cli("check-config", str(ROOT / "deploy" / "config.example.yaml"), "--set", f"model.manifest={manifest}")
-    expected = "error: model self-test failed on 1/"
+    expected = "error: model.manifest: model self-test failed on 1/"
     assert (78, expected) == (out.returncode, out.stderr.splitlines()[-1][: len(expected)])
 
 
@@ -83,7 +83,7 @@ def test_garbage_model_file_is_a_model_error(tmp_path):
     out = run_cli("classify", "--set", f"model.path={model}", "--set", f"model.labels={labels}", str(SELFTEST[0][0]))
     assert (78, 1, True) == (
         out.returncode, len(out.stderr.strip().splitlines()[-1:]), "Traceback" not in out.stderr), out.stderr  # fmt: skip
-    expected = f"error: model file {model} is not a loadable TFLite model"
+    expected = f"error: model.path: model file {model} is not a loadable TFLite model"
     assert expected == out.stderr.strip().splitlines()[-1][: len(expected)]
 
 
@@ -113,12 +113,13 @@ def test_bad_manifest_names_the_field(tmp_path, edit, message):
 
 
 def test_model_without_manifest_runs_with_explicit_config(tmp_path):
-    """A bare .tflite plus labels file and preprocessing in config classifies like the manifest does."""
-    manifest = copy_model(tmp_path)
+    """A bare one-output .tflite plus labels file and preprocessing in config classifies like its manifest does."""
+    manifest = copy_model(tmp_path, FASHION_MANIFEST)  # the default model has two outputs: it needs its manifest
     labels = manifest.with_name(manifest.stem + ".labels.txt")
+    case = json.loads(manifest.read_text())["selftest"][0]
     out = run_cli("classify", "--top-k", "1", "--set", f"model.path={manifest.with_suffix('.tflite')}",
-                  "--set", f"model.labels={labels}", str(SELFTEST[0][0]))  # fmt: skip
-    assert (0, SELFTEST[0][1]) == (out.returncode, out.stdout.split(": ", 1)[1].rsplit(" ", 1)[0])
+                  "--set", f"model.labels={labels}", str(manifest.parent / case["image"]))  # fmt: skip
+    assert (0, case["label"]) == (out.returncode, out.stdout.split(": ", 1)[1].rsplit(" ", 1)[0])
 
 
 def test_check_config_accepts_the_example():
@@ -169,7 +170,7 @@ def test_a_binary_file_given_as_config_or_manifest_is_one_line_and_exit_78(what,
     """The .tflite passed where a YAML config or a JSON manifest belongs is named in one line, exit 78."""
     model = DEFAULT_MANIFEST.with_suffix(".tflite")
     out = run_cli(*command.split(), str(model), *([str(SELFTEST[0][0])] if command == "classify --model" else []))
-    expected = f"error: {what} {model} is not UTF-8 text"
+    expected = f"error: {'model.manifest: ' if what == 'manifest' else ''}{what} {model} is not UTF-8 text"
     lines = out.stderr.splitlines()
     assert (78, 1, expected) == (out.returncode, len(lines), lines[0][: len(expected)])
 

@@ -22,12 +22,14 @@ bundled = pytest.mark.parametrize("manifest", BUNDLED_MANIFESTS, ids=lambda path
 def test_manifest_validates_against_its_schema(manifest):
     """A bundled manifest follows manifest.schema.json and has every field it describes, optional ones too.
 
-    The Fashion-MNIST model predates open-set calibration: it has no `rejection` (the daemon then uses 0.5).
+    The Fashion-MNIST model predates open-set calibration (no `rejection`: the daemon then uses 0.5) and
+    embeddings (no `outputs` and `embedding`: a one-output classifier).
     """
     schema = json.loads((SCHEMAS / "manifest.schema.json").read_text())
     document = json.loads(manifest.read_text())
     jsonschema.validate(document, schema)
-    expected = set(schema["properties"]) - ({"rejection"} if manifest == FASHION_MANIFEST else set())
+    older = {"rejection", "outputs", "embedding"}
+    expected = set(schema["properties"]) - (older if manifest == FASHION_MANIFEST else set())
     assert expected == set(document)
 
 
@@ -46,12 +48,14 @@ def test_sha256_size_and_labels_match_the_files(manifest):
 
 @bundled
 def test_model_is_full_int8_with_batch_norm_folded(manifest):
-    """Every tensor is integer, input and output are int8, and no (de)quantize or batch-norm op is left."""
+    """Every tensor is integer, input and outputs (scores, and embedding where given) are int8, and no
+    (de)quantize or batch-norm op is left."""
     document = json.loads(manifest.read_text())
     interpreter = load_interpreter(manifest.with_name(document["model_file"]), xnnpack=False)
     ops = op_counts(interpreter)
     io = [d["dtype"] for d in (*interpreter.get_input_details(), *interpreter.get_output_details())]
-    assert (set(), [np.int8, np.int8]) == (tensor_dtypes(interpreter) - {"int8", "int32"}, io)
+    tensors = 1 + len(document.get("outputs", [None]))
+    assert (set(), [np.int8] * tensors) == (tensor_dtypes(interpreter) - {"int8", "int32"}, io)
     assert [] == [op for op in ops if op in ("QUANTIZE", "DEQUANTIZE", "MUL") or "BATCH" in op]
     assert ops == document["build"]["op_counts"]
 

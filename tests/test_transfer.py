@@ -8,7 +8,6 @@ output, as Coral's file is.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 import subprocess
@@ -22,13 +21,13 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
+from photos import PHOTOS, committed_photos, needs_tensorflow
 
 from edge_classifier.errors import InputError
 from edge_classifier.model.classifier import Classifier
 from edge_classifier.model.preprocess import Preprocessing, normalize, to_model_pixels
-from helpers import ROOT, SCHEMAS
+from helpers import SCHEMAS
 
-PHOTOS = ROOT / "tests" / "data" / "real-photos"
 FOLDERS = ("dress", "hat", "longsleeve", "outwear", "pants", "shirt", "shoes", "shorts", "skirt", "t-shirt")
 LABEL_NAMES = "Dress,Hat,Long sleeve,Outwear,Pants,Shirt,Shoes,Shorts,Skirt,T-shirt"
 SPEC = Preprocessing(color_order="RGB", crop="center", interpolation="area")  # the build's preprocessing
@@ -36,17 +35,6 @@ RESOLUTION = 32
 SEED = 3
 EPOCHS = 8
 CHECK_PHOTOS = 30
-
-needs_tensorflow = pytest.mark.skipif(
-    importlib.util.find_spec("tensorflow") is None, reason="the build extra (TensorFlow) is not installed"
-)
-
-
-def committed_photos() -> tuple[list[Path], np.ndarray]:
-    """Every committed photo and its class index (class folders in sorted order)."""
-    folders = sorted(p for p in PHOTOS.iterdir() if p.is_dir())
-    pairs = [(photo, index) for index, folder in enumerate(folders) for photo in sorted(folder.glob("*.jpg"))]
-    return [photo for photo, _ in pairs], np.array([index for _, index in pairs], dtype=np.int64)
 
 
 @dataclass(frozen=True)

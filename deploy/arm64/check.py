@@ -65,7 +65,7 @@ def cpu_description() -> str:
     return fields.get("Model") or fields.get("model name") or f"CPU part {fields.get('CPU part', '?')}"
 
 
-def interpreter_alone(model: Path, tensors: Any, count: int, arrays: dict[str, Any]) -> str:
+def interpreter_alone(model: Path, outputs: Any, tensors: Any, count: int, arrays: dict[str, Any]) -> str:
     """Run the model on the given input tensors; keep the output and, if the last op is SOFTMAX, its input.
 
     The interpreter is the daemon's (XNNPACK delegate included) with every tensor kept, so the logits
@@ -75,7 +75,7 @@ def interpreter_alone(model: Path, tensors: Any, count: int, arrays: dict[str, A
 
     interpreter = interpreter_class()[0](model_path=str(model), num_threads=2, experimental_preserve_all_tensors=True)
     interpreter.allocate_tensors()
-    input_spec, output_spec = io_specs(interpreter)
+    input_spec, output_spec = io_specs(interpreter, outputs)  # OUTPUTS: the manifest's, for a model with several
     producers = [op for op in interpreter._get_ops_details() if output_spec.index in op["outputs"]]
     last = next((op for op in producers if op["op_name"] != "DELEGATE"), producers[0])
     for i in range(count):
@@ -98,7 +98,7 @@ def probe(manifest_path: Path, images: list[Path], tensors: Path | None, out: Pa
     assert manifest is not None
     exact = Classifier.from_file(
         manifest.model_path, manifest.labels, replace(manifest.preprocessing, interpolation=EXACT),
-        manifest.output_kind, 2,
+        manifest.output_kind, 2, manifest.outputs,
     )  # fmt: skip
     arrays: dict[str, Any] = {}
     for i, path in enumerate(images):
@@ -108,7 +108,9 @@ def probe(manifest_path: Path, images: list[Path], tensors: Path | None, out: Pa
         arrays[f"raw_{i}"] = np.array(classifier.classify(frame).raw, copy=True)
         arrays[f"exact_input_{i}"] = np.array(exact.preprocess(frame), copy=True)
         arrays[f"exact_raw_{i}"] = np.array(exact.classify(frame).raw, copy=True)
-    last_op = interpreter_alone(manifest.model_path, np.load(tensors) if tensors else arrays, len(images), arrays)
+    last_op = interpreter_alone(
+        manifest.model_path, manifest.outputs, np.load(tensors) if tensors else arrays, len(images), arrays
+    )
     meta = {
         "machine": platform.machine(),
         "cpu": cpu_description(),

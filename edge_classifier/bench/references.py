@@ -27,7 +27,7 @@ from edge_classifier.capture.opening import frame_as_bgr, open_capture
 from edge_classifier.config.settings import SourceConfig
 from edge_classifier.errors import InputError
 from edge_classifier.model.preprocess import Preprocessing, Preprocessor
-from edge_classifier.model.runner import LiteRTRunner, scores_from_raw
+from edge_classifier.model.runner import LiteRTRunner, OutputNames, scores_from_raw
 
 WARMUP_FRAMES = 10
 KERAS_MODULE = "edge_classifier_build.keras_reference"
@@ -36,11 +36,17 @@ KERAS_FRAMES = 100
 
 
 def sequential_loop(
-    model_path: Path, spec: Preprocessing, logits: bool, threads: int, source_config: SourceConfig, frames: int
+    model_path: Path,
+    outputs: OutputNames | None,
+    spec: Preprocessing,
+    logits: bool,
+    threads: int,
+    source_config: SourceConfig,
+    frames: int,
 ) -> dict[str, Any]:
     """Decode, preprocess, invoke and score each frame in turn on this thread; warm-up frames not counted."""
     cap = open_capture(source_config)
-    runner = LiteRTRunner(model_path, threads)
+    runner = LiteRTRunner(model_path, threads, outputs)
     try:
         preprocess = Preprocessor(spec, runner.input_spec.shape, runner.input_spec.quant)
         stage_s = np.zeros(4)  # decode, preprocess, inference, postprocess

@@ -29,7 +29,7 @@ from edge_classifier.capture.source import OpenCVSource
 from edge_classifier.config.settings import Config, SourceConfig
 from edge_classifier.errors import InputError
 from edge_classifier.model.loading import default_model_dirs, open_classifier
-from edge_classifier.model.runner import interpreter_class, io_specs, load_interpreter, run_raw
+from edge_classifier.model.runner import OutputNames, interpreter_class, io_specs, load_interpreter, run_raw
 from edge_classifier.mqtt.memory import MemoryPublisher
 from edge_classifier.service.compose import Seams, build_service
 from edge_classifier.service.notify import Notifier
@@ -47,10 +47,10 @@ def default_video() -> Path:
     raise InputError(f"no --video given and the sample video {SAMPLE_VIDEO} was not found")
 
 
-def bare_latency(model_path: Path, threads: int, iterations: int) -> dict[str, Any]:
+def bare_latency(model_path: Path, threads: int, iterations: int, outputs: OutputNames | None = None) -> dict[str, Any]:
     """Invoke on a fixed random input; the first 10 runs are warm-up and not counted."""
     interpreter = load_interpreter(model_path, num_threads=threads)
-    input_spec, output_spec = io_specs(interpreter)
+    input_spec, output_spec = io_specs(interpreter, outputs)
     rng = np.random.default_rng(0)
     if input_spec.quant.dtype == np.float32:
         tensor = rng.uniform(-1, 1, input_spec.shape).astype(np.float32)
@@ -208,6 +208,7 @@ def run_bench(
     classifier, model = open_classifier(replace(config.model, selftest=False))
     model_path, spec, logits = classifier.model_path, classifier.preprocess.spec, classifier.logits
     manifest = classifier.manifest.path if classifier.manifest is not None else None
+    outputs = classifier.manifest.outputs if classifier.manifest is not None else None  # which output is which
     classifier.close()
     assert model_path is not None  # open_classifier always loads a file
     threads = config.model.num_threads
@@ -228,13 +229,13 @@ def run_bench(
             "load_average_1min": round(os.getloadavg()[0], 2),
         },
         "model": model.as_dict(),
-        "bare_inference": {"int8": bare_latency(model_path, threads, iterations)},
+        "bare_inference": {"int8": bare_latency(model_path, threads, iterations, outputs)},
         "decode": decode_rate(source_config, frames),
     }
     daemon_runs, sequential_runs = [], []
     for _ in range(ROUNDS):
         daemon_runs.append(end_to_end(config, source_config, frames))
-        sequential_runs.append(sequential_loop(model_path, spec, logits, threads, source_config, frames))
+        sequential_runs.append(sequential_loop(model_path, outputs, spec, logits, threads, source_config, frames))
     report |= {
         "end_to_end": fastest(daemon_runs),
         "references": {

@@ -16,7 +16,7 @@ from edge_classifier.errors import InputError, ModelError
 from edge_classifier.model.classification import Classification
 from edge_classifier.model.manifest import Manifest, SelfTestCase, load_manifest, verify_sha256
 from edge_classifier.model.preprocess import Preprocessing, Preprocessor
-from edge_classifier.model.runner import LiteRTRunner, Runner, scores_from_raw
+from edge_classifier.model.runner import EmbeddingRunner, LiteRTRunner, OutputNames, Runner, TensorSpec, scores_from_raw
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +43,11 @@ class Classifier:
         if classes != len(labels):
             raise ModelError(f"the model outputs {classes} classes but there are {len(labels)} labels")
         self.preprocess = Preprocessor(preprocessing, self.input_spec.shape, self.input_spec.quant)
+        # Only a runner that reads a second output named by the manifest gives embeddings (decided once, here).
+        self._embedder: EmbeddingRunner | None = None
+        self.embedding_spec: TensorSpec | None = None
+        if isinstance(runner, EmbeddingRunner) and runner.embedding_spec is not None:
+            self._embedder, self.embedding_spec = runner, runner.embedding_spec
 
     @classmethod
     def from_file(
@@ -52,9 +57,11 @@ class Classifier:
         preprocessing: Preprocessing,
         output_kind: str = "probabilities",
         num_threads: int = 1,
+        outputs: OutputNames | None = None,
     ) -> Classifier:
-        """A .tflite file without a manifest, run by LiteRT."""
-        return cls(LiteRTRunner(model_path, num_threads), labels, preprocessing, output_kind, None, model_path)
+        """A .tflite file without a manifest, run by LiteRT; OUTPUTS says which output is which when it has several."""
+        runner = LiteRTRunner(model_path, num_threads, outputs)
+        return cls(runner, labels, preprocessing, output_kind, None, model_path)
 
     @classmethod
     def from_manifest(cls, manifest_path: Path, num_threads: int = 1, crop: str | None = None) -> Classifier:
@@ -62,7 +69,7 @@ class Classifier:
         manifest = load_manifest(manifest_path)
         verify_sha256(manifest)
         spec = manifest.preprocessing if crop is None else replace(manifest.preprocessing, crop=crop)
-        runner = LiteRTRunner(manifest.model_path, num_threads)
+        runner = LiteRTRunner(manifest.model_path, num_threads, manifest.outputs)
         return cls(runner, manifest.labels, spec, manifest.output_kind, manifest, manifest.model_path)
 
     def classify(self, frame_bgr: npt.NDArray[np.uint8]) -> Classification:
@@ -70,10 +77,12 @@ class Classifier:
         tensor = self.preprocess(frame_bgr)
         t1 = time.perf_counter()
         raw = self._runner.invoke(tensor)
+        # A copy of the raw vector (1280 bytes for MobileNetV2): dequantized only if someone reads it.
+        embedding_raw = None if self._embedder is None else self._embedder.embedding_raw()
         t2 = time.perf_counter()
         scores = scores_from_raw(raw, self.output_spec, self.logits)
         t3 = time.perf_counter()
-        return Classification(scores, raw, t1 - t0, t2 - t1, t3 - t2)
+        return Classification(scores, raw, t1 - t0, t2 - t1, t3 - t2, embedding_raw, self.embedding_spec)
 
     def close(self) -> None:
         self._runner.close()

@@ -11,6 +11,7 @@ from typing import Any
 
 from edge_classifier.errors import ModelError
 from edge_classifier.model.preprocess import Preprocessing, PreprocessingValueError
+from edge_classifier.model.runner import EMBEDDING_OUTPUT, SCORES_OUTPUT, OutputNames, OutputRef
 
 SCHEMA_ID = "edge-classifier/manifest/v1"
 OUTPUT_KINDS = ("probabilities", "logits")
@@ -39,6 +40,7 @@ class Manifest:
     selftest: tuple[SelfTestCase, ...]
     document: dict[str, Any]
     min_score: float | None = None  # the build's calibrated rejection threshold, if it made one
+    outputs: OutputNames | None = None  # which output is which, for a model with more than one
 
 
 def sha256_file(path: Path) -> str:
@@ -122,6 +124,7 @@ def load_manifest(path: Path) -> Manifest:
         cases.append(SelfTestCase(base / case["image"], case["label"]))
     return Manifest(
         min_score=_min_score(document, path),
+        outputs=_outputs(document, path),
         path=path,
         name=_field(document, "name", str, path),
         version=_field(document, "version", str, path),
@@ -143,6 +146,52 @@ def _min_score(document: dict[str, Any], where: Path) -> float | None:
     if not 0.0 <= value <= 1.0:
         raise ModelError(f"manifest {where}: rejection.min_score must be between 0 and 1, got {value!r}")
     return float(value)
+
+
+def _output_ref(entry: Any, i: int, where: Path) -> OutputRef:
+    """outputs[i]: its name, and its tensor name and/or index (both: they must agree with the model)."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) or not entry["name"]:
+        raise ModelError(f"manifest {where}: outputs[{i}] needs a name ({SCORES_OUTPUT!r} or {EMBEDDING_OUTPUT!r})")
+    tensor, index, shape = entry.get("tensor"), entry.get("index"), entry.get("shape")
+    if tensor is not None and (not isinstance(tensor, str) or not tensor):
+        raise ModelError(f"manifest {where}: outputs[{i}].tensor must be a tensor name, got {tensor!r}")
+    if index is not None and (not isinstance(index, int) or isinstance(index, bool) or index < 0):
+        raise ModelError(f"manifest {where}: outputs[{i}].index must be an integer >= 0, got {index!r}")
+    if tensor is None and index is None:
+        raise ModelError(f"manifest {where}: outputs[{i}] ({entry['name']!r}) needs a tensor name or an index")
+    if shape is not None and not (
+        isinstance(shape, list) and shape and all(isinstance(d, int) and not isinstance(d, bool) for d in shape)
+    ):
+        raise ModelError(f"manifest {where}: outputs[{i}].shape must be a list of integers, got {shape!r}")
+    return OutputRef(entry["name"], tensor, index, None if shape is None else tuple(shape))
+
+
+def _outputs(document: dict[str, Any], where: Path) -> OutputNames | None:
+    """`outputs` (which output holds the scores and which the embedding) and the `embedding` section that goes with it.
+
+    Names other than scores and embedding are allowed and ignored: a later format may name more outputs.
+    """
+    if "outputs" not in document:
+        if "embedding" in document:
+            raise ModelError(f"manifest {where}: an `embedding` section needs `outputs` naming the embedding output")
+        return None
+    entries = _field(document, "outputs", list, where)
+    refs = [_output_ref(entry, i, where) for i, entry in enumerate(entries)]
+    by_name = {ref.role: ref for ref in refs}
+    if len(by_name) != len(refs):
+        raise ModelError(f"manifest {where}: outputs names an output twice ({[ref.role for ref in refs]})")
+    if SCORES_OUTPUT not in by_name:
+        raise ModelError(f"manifest {where}: outputs has no {SCORES_OUTPUT!r} entry (the class scores)")
+    embedding = by_name.get(EMBEDDING_OUTPUT)
+    if "embedding" in document:
+        if embedding is None:
+            raise ModelError(f"manifest {where}: `embedding` is described but outputs has no {EMBEDDING_OUTPUT!r}")
+        dims = _field(document, "embedding.dims", int, where)
+        if embedding.shape is not None and embedding.shape[-1] != dims:
+            raise ModelError(
+                f"manifest {where}: embedding.dims is {dims}, the embedding output's shape {list(embedding.shape)}"
+            )
+    return OutputNames(by_name[SCORES_OUTPUT], embedding)
 
 
 def verify_sha256(manifest: Manifest) -> None:

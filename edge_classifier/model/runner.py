@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -113,12 +113,105 @@ class TensorSpec:
         return cls(int(details["index"]), tuple(int(d) for d in details["shape"]), quant)
 
 
-def io_specs(interpreter: Any) -> tuple[TensorSpec, TensorSpec]:
-    """The single input and single output of an image classifier."""
-    inputs, outputs = interpreter.get_input_details(), interpreter.get_output_details()
-    if len(inputs) != 1 or len(outputs) != 1:
-        raise ModelError(f"expected 1 input and 1 output tensor, model has {len(inputs)} and {len(outputs)}")
-    return TensorSpec.from_details(inputs[0]), TensorSpec.from_details(outputs[0])
+SCORES_OUTPUT = "scores"
+EMBEDDING_OUTPUT = "embedding"
+
+
+@dataclass(frozen=True)
+class OutputRef:
+    """One output as a manifest names it: its tensor's name in the .tflite and/or its position among the outputs.
+
+    The tensor name is what identifies it; a position alone is for hand-written manifests. With both, they must
+    agree. `shape`, when given, must be the tensor's.
+    """
+
+    role: str
+    tensor: str | None = None
+    position: int | None = None
+    shape: tuple[int, ...] | None = None
+
+
+@dataclass(frozen=True)
+class OutputNames:
+    """Which output holds the class scores and which, if any, the embedding (from the manifest's `outputs`)."""
+
+    scores: OutputRef
+    embedding: OutputRef | None = None
+
+
+@dataclass(frozen=True)
+class ModelSpecs:
+    """The input, the scores output and the optional embedding output of a classifier."""
+
+    input: TensorSpec
+    scores: TensorSpec
+    embedding: TensorSpec | None = None
+
+
+def _output_details(outputs: list[dict[str, Any]], ref: OutputRef) -> dict[str, Any]:
+    """The output tensor REF names: by tensor name, else by position; ModelError when it is not there."""
+    names = [str(d["name"]) for d in outputs]
+    if ref.tensor is not None:
+        if names.count(ref.tensor) != 1:
+            raise ModelError(
+                f"the manifest's output {ref.role!r} is tensor {ref.tensor!r}, which is not one of the model's "
+                f"outputs ({', '.join(map(repr, names))})"
+            )
+        position = names.index(ref.tensor)
+        if ref.position is not None and ref.position != position:
+            raise ModelError(
+                f"the manifest's output {ref.role!r} is tensor {ref.tensor!r} at index {ref.position}, "
+                f"but the model has it at index {position}"
+            )
+    elif ref.position is not None and 0 <= ref.position < len(outputs):
+        position = ref.position
+    else:
+        raise ModelError(
+            f"the manifest's output {ref.role!r} is at index {ref.position}, but the model has {len(outputs)} outputs"
+        )
+    details = outputs[position]
+    shape = tuple(int(d) for d in details["shape"])
+    if ref.shape is not None and ref.shape != shape:
+        raise ModelError(
+            f"the manifest's output {ref.role!r} has shape {list(ref.shape)}, the model's tensor {names[position]!r} "
+            f"has {list(shape)}"
+        )
+    return details
+
+
+def model_specs(interpreter: Any, outputs: OutputNames | None = None) -> ModelSpecs:
+    """The single input, the scores output and the embedding output (when OUTPUTS names one).
+
+    Without OUTPUTS the model must have exactly one output, the scores: which of several outputs holds
+    what is never guessed from their order.
+    """
+    inputs, details = interpreter.get_input_details(), interpreter.get_output_details()
+    if len(inputs) != 1:
+        raise ModelError(f"expected 1 input tensor, the model has {len(inputs)}")
+    if outputs is None:
+        if len(details) != 1:
+            names = ", ".join(repr(str(d["name"])) for d in details)
+            raise ModelError(
+                f"the model has {len(details)} output tensors ({names}) and nothing says which one holds the "
+                "class scores: load it through a manifest (model.manifest) whose `outputs` names them; a model "
+                "file given alone (model.path) must have exactly one output"
+            )
+        return ModelSpecs(TensorSpec.from_details(inputs[0]), TensorSpec.from_details(details[0]))
+    scores = _output_details(details, outputs.scores)
+    embedding = None if outputs.embedding is None else _output_details(details, outputs.embedding)
+    if embedding is not None and embedding["index"] == scores["index"]:
+        raise ModelError(f"the manifest names tensor {scores['name']!r} as both the scores and the embedding")
+    return ModelSpecs(
+        TensorSpec.from_details(inputs[0]),
+        TensorSpec.from_details(scores),
+        None if embedding is None else TensorSpec.from_details(embedding),
+    )
+
+
+def io_specs(interpreter: Any, outputs: OutputNames | None = None) -> tuple[TensorSpec, TensorSpec]:
+    """The single input and the scores output of an image classifier (see model_specs)."""
+    specs = model_specs(interpreter, outputs)
+    return specs.input, specs.scores
 
 
 def run_raw(
@@ -145,13 +238,32 @@ class Runner(Protocol):
     def close(self) -> None: ...
 
 
-class LiteRTRunner:
-    """A loaded .tflite file; not thread-safe, so only the thread that owns the model calls invoke()."""
+@runtime_checkable
+class EmbeddingRunner(Runner, Protocol):
+    """A runner whose model may also give an embedding (a second output named by the manifest)."""
 
-    def __init__(self, model_path: Path, num_threads: int = 1):
+    @property
+    def embedding_spec(self) -> TensorSpec | None: ...
+
+    def embedding_raw(self) -> npt.NDArray[Any]:
+        """The raw embedding of the last invoke(), as a copy; only when embedding_spec is not None."""
+
+
+class LiteRTRunner:
+    """A loaded .tflite file; not thread-safe, so only the thread that owns the model calls invoke().
+
+    A model with more than one output needs OUTPUTS (the manifest's `outputs`) to say which is which.
+    """
+
+    def __init__(self, model_path: Path, num_threads: int = 1, outputs: OutputNames | None = None):
         self.model_path = model_path
         self._interpreter: Any = load_interpreter(model_path, num_threads=num_threads)
-        self._input_spec, self._output_spec = io_specs(self._interpreter)
+        try:
+            specs = model_specs(self._interpreter, outputs)
+        except ModelError as exc:
+            self._interpreter = None
+            raise ModelError(f"model file {model_path}: {exc}") from None
+        self._input_spec, self._output_spec, self._embedding_spec = specs.input, specs.scores, specs.embedding
 
     @property
     def input_spec(self) -> TensorSpec:
@@ -161,8 +273,16 @@ class LiteRTRunner:
     def output_spec(self) -> TensorSpec:
         return self._output_spec
 
+    @property
+    def embedding_spec(self) -> TensorSpec | None:
+        return self._embedding_spec
+
     def invoke(self, input_tensor: npt.NDArray[Any]) -> npt.NDArray[Any]:
         return run_raw(self._interpreter, self._input_spec, self._output_spec, input_tensor)
+
+    def embedding_raw(self) -> npt.NDArray[Any]:
+        assert self._embedding_spec is not None, "the model has no embedding output"
+        return np.array(self._interpreter.get_tensor(self._embedding_spec.index)).reshape(-1)
 
     def close(self) -> None:
         self._interpreter = None
@@ -178,6 +298,14 @@ def scores_from_raw(raw: npt.NDArray[Any], output_spec: TensorSpec, logits: bool
     """Dequantized class scores; softmax applied only when the model outputs logits."""
     real = dequantize(raw, output_spec.quant)
     return softmax(real) if logits else real
+
+
+def unit_embedding(raw: npt.NDArray[Any], spec: TensorSpec) -> npt.NDArray[np.float32]:
+    """The dequantized embedding scaled to unit L2 norm (all zeros stays all zeros): cosine is then a dot product."""
+    real = dequantize(raw, spec.quant)
+    norm = float(np.linalg.norm(real))
+    unit: npt.NDArray[np.float32] = (real / norm).astype(np.float32) if norm > 0.0 else real
+    return unit
 
 
 def op_counts(interpreter: Any) -> dict[str, int]:
