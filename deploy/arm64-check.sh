@@ -36,7 +36,7 @@ TOLERANCE=2
 PYTHON=$REPO/.venv/bin/python
 MIRROR=http://deb.debian.org/debian
 REBUILD=0
-PACKAGES=(numpy opencv-python-headless ai-edge-litert paho-mqtt pyyaml)
+PACKAGES=(numpy opencv-python-headless ai-edge-litert paho-mqtt pyyaml fastjsonschema)
 
 die() { echo "arm64-check.sh: error: $*" >&2; exit 1; }
 say() { echo "==> $*"; }

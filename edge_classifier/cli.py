@@ -1,4 +1,4 @@
-"""Command line: run, classify, check-config, bench. The only module that configures logging."""
+"""Command line: run, classify, check-config, bench, ha-remove. The only module that configures logging."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from edge_classifier import __version__
-from edge_classifier.config.settings import Config, load_config, mqtt_password
+from edge_classifier.config.settings import Config, ConfigSource, mqtt_password
 from edge_classifier.errors import EdgeClassifierError, InputError
 
 logger = logging.getLogger(__name__)
@@ -97,10 +97,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--keras-frames", type=_at_least(0), default=100,
         help="frames for the Keras model.predict reference (needs TensorFlow; 0 skips it)",
     )  # fmt: skip
+    ha_remove = sub.add_parser("ha-remove", help="remove this device's Home Assistant discovery config from the broker")
+    _config_args(ha_remove)
     return parser
 
 
 def _load(args: argparse.Namespace) -> Config:
+    return _source(args).load()
+
+
+def _source(args: argparse.Namespace) -> ConfigSource:
+    """The config file and --set overrides of this command line (a reload reads them again)."""
     overrides = list(getattr(args, "overrides", []))
     if getattr(args, "model_manifest", None):
         overrides.append(f"model.manifest={args.model_manifest}")
@@ -111,7 +118,7 @@ def _load(args: argparse.Namespace) -> Config:
     if getattr(args, "device_id", None):
         overrides.append(f"device_id={args.device_id}")
     path = getattr(args, "config", None) or getattr(args, "file", None)
-    return load_config(path, tuple(overrides))
+    return ConfigSource(path, tuple(overrides))
 
 
 def _run_args(args: argparse.Namespace) -> list[str]:
@@ -138,11 +145,12 @@ def _setup_logging(level: str, command: str) -> None:
         # The bench runs the daemon's own loop: its label changes are measured, not reported.
         logging.getLogger("edge_classifier.service").setLevel(logging.WARNING)
         logging.getLogger("edge_classifier.http").setLevel(logging.WARNING)
+        logging.getLogger("edge_classifier.homeassistant").setLevel(logging.WARNING)
     # waitress logs every client that leaves a stream at INFO: routine for a preview page, noise in a journal.
     logging.getLogger("waitress").setLevel(logging.WARNING)
 
 
-def cmd_run(config: Config) -> int:
+def cmd_run(config: Config, source: ConfigSource | None = None) -> int:
     from edge_classifier.service.compose import run_service
     from edge_classifier.service.operator import OperatorRequests
 
@@ -165,7 +173,7 @@ def cmd_run(config: Config) -> int:
     # Without handlers both would kill the daemon without a clean stop (only the Last Will says offline).
     signal.signal(signal.SIGUSR1, on_status)
     signal.signal(signal.SIGHUP, on_hangup)
-    run_service(config, stop, operator)
+    run_service(config, stop, operator, source)
     return 0
 
 
@@ -218,17 +226,30 @@ def cmd_check(config: Config, path: Path) -> int:
     return 0
 
 
+def cmd_ha_remove(config: Config) -> int:
+    from edge_classifier.homeassistant.remove import remove_discovery
+
+    removal = remove_discovery(config)
+    for line in removal.lines():
+        print(line)
+    for warning in removal.warnings():
+        print(f"warning: {warning}", file=sys.stderr)
+    return 1 if removal.refused else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         config = _load(args)
         _setup_logging("debug" if args.verbose else config.log_level, args.command)
         if args.command == "run":
-            code = cmd_run(config)
+            code = cmd_run(config, _source(args))
         elif args.command == "classify":
             code = cmd_classify(config, args.images, args.top_k, args.json)
         elif args.command == "check-config":
             code = cmd_check(config, args.file)
+        elif args.command == "ha-remove":
+            code = cmd_ha_remove(config)
         else:
             from edge_classifier.bench.run import run_bench
 

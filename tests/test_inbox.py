@@ -110,7 +110,7 @@ def test_settings_change_applies_between_frames(running):
 
 
 def test_model_swap_serves_the_new_model_from_the_next_frame(running):
-    """After a swap, results and predictions come from the new model and the old one is closed."""
+    """After a swap, results and predictions come from the new model; the old one is kept open for a rollback."""
     new_runner = FakeRunner(2)
     new_model = ModelInfo("fake-two", "2", "1" * 64)
     labels = ("dark", "light")
@@ -119,7 +119,7 @@ def test_model_swap_serves_the_new_model_from_the_next_frame(running):
     state = running.service.state
     snapshot = state.wait_for_frame(state.snapshot().frames_processed + 3, WAIT_S)
     prediction = running.service.inbox.submit(PredictRequest(solid_frame(200), 1)).result(WAIT_S)
-    assert (new_model, "dark", "light", True) == (
+    assert (new_model, "dark", "light", False) == (
         snapshot.model, snapshot.latest.best.label if snapshot.latest else None, prediction.top_k[0].label,
         running.runner.closed,
     )  # fmt: skip

@@ -1,11 +1,11 @@
-"""Signals an operator sends: SIGUSR1 logs a status line, SIGHUP is logged and ignored, SIGTERM stops cleanly."""
+"""Signals an operator sends: SIGUSR1 logs a status line, SIGHUP reloads the configuration, SIGTERM stops cleanly."""
 
 import contextlib
 import logging
 import signal
 import threading
 
-from edge_classifier.config.settings import Config
+from edge_classifier.config.settings import ConfigSource
 from edge_classifier.mqtt.memory import MemoryPublisher
 from edge_classifier.service.compose import Seams, build_service
 from edge_classifier.service.operator import OperatorRequests
@@ -14,29 +14,32 @@ from helpers import SAMPLE_VIDEO, Subscriber
 
 
 def test_status_and_reload_requests_are_served_by_the_loop(caplog):
-    """A status request gives one line with model, label and frames; a reload request one warning; both clear."""
+    """A status request gives one line with model, label and frames; a reload request one line of what it applied
+    (the configuration is read again: with nothing changed, nothing); both clear."""
     operator = OperatorRequests()
     with contextlib.ExitStack() as stack:
         seams = Seams(EndlessSource(100), MemoryPublisher(), model=(fake_classifier(FakeRunner()), FAKE_MODEL))
-        service = build_service(Config(device_id="unit"), stack, threading.Event(), seams, operator)
+        config_source = ConfigSource(None, ("device_id=unit",))
+        service = build_service(config_source.load(), stack, threading.Event(), seams, operator, config_source)
         for _ in range(3):
             service.loop.step()
         operator.status = operator.reload = True
-        with caplog.at_level(logging.INFO, logger="edge_classifier.service.loop"):
+        with caplog.at_level(logging.INFO, logger="edge_classifier"):
             service.loop.step()
             service.loop.step()
-    lines = [r.getMessage() for r in caplog.records if r.name == "edge_classifier.service.loop"]
+    loggers = ("edge_classifier.service.loop", "edge_classifier.commands.reload")
+    lines = [r.getMessage() for r in caplog.records if r.name in loggers]
     assert 2 == len(lines), lines
     assert (True, True, False, False) == (
         lines[0].startswith("status: model fake 1, label hundred (0.90), frames 4,"),
-        lines[1].startswith("SIGHUP: reloading the configuration is not supported yet; ignored"),
+        lines[1].startswith("reload (SIGHUP): applied nothing; restart needed for nothing; serving model fake 1"),
         operator.status,
         operator.reload,
-    )
+    ), lines
 
 
 def test_daemon_survives_sighup_and_sigusr1_then_stops_cleanly(broker, daemons):
-    """SIGHUP and SIGUSR1 no longer kill the daemon: it logs them, keeps publishing, and SIGTERM still says offline."""
+    """SIGHUP (a reload) and SIGUSR1 do not kill the daemon: it logs them, keeps publishing; SIGTERM says offline."""
     subscriber = Subscriber(broker.port, "edge-classifier/sig/#")
     try:
         proc = daemons("--source", str(SAMPLE_VIDEO), "--device-id", "sig", "--set", "source.loop=true",
@@ -54,6 +57,6 @@ def test_daemon_survives_sighup_and_sigusr1_then_stops_cleanly(broker, daemons):
     assert (0, "offline", True, True) == (
         code,
         offline.payload,
-        "ignored" in hangup,
+        "reload (SIGHUP): applied nothing" in hangup,
         "model clothing-mobilenetv2" in status,
     ), proc.log

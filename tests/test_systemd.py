@@ -16,6 +16,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 UNIT = ROOT / "systemd" / "edge-classifier.service"
 EXEC_START = "/opt/edge-classifier/venv/bin/edge-classifier"
+RELOAD_PROGRAM = "/bin/kill"
 HOST_UNITS = Path("/usr/lib/systemd/system")
 MAX_EXPOSURE = 2.0
 
@@ -44,11 +45,13 @@ def make_root(tmp_path: Path, with_binary: bool = True) -> Path:
     shutil.copytree(HOST_UNITS, root / HOST_UNITS.relative_to("/"), symlinks=True)
     (root / "etc/systemd/system").mkdir(parents=True)
     shutil.copy(UNIT, root / "etc/systemd/system" / UNIT.name)
-    if with_binary:
-        binary = root / EXEC_START.lstrip("/")
-        binary.parent.mkdir(parents=True)
-        binary.write_text("#!/bin/sh\nexit 0\n")
-        binary.chmod(0o755)
+    # verify looks for each Exec*= program inside the root: ExecStart's (optionally) and ExecReload's kill.
+    for program in [EXEC_START, RELOAD_PROGRAM] if with_binary else [RELOAD_PROGRAM]:
+        binary = root / program.lstrip("/")
+        binary.parent.mkdir(parents=True, exist_ok=True)
+        if not binary.exists():
+            binary.write_text("#!/bin/sh\nexit 0\n")
+            binary.chmod(0o755)
     return root
 
 
@@ -84,7 +87,7 @@ def test_unit_keeps_the_service_alive_the_way_the_daemon_expects():
     """The unit uses the daemon's notify protocol, its watchdog, its exit code 78 and its shutdown time."""
     settings = unit_settings()
     picked = {key: settings.get(key, [None])[-1] for key in (
-        "Type", "NotifyAccess", "Restart", "RestartPreventExitStatus", "ExecStart", "User", "SupplementaryGroups",
+        "Type", "NotifyAccess", "Restart", "RestartPreventExitStatus", "ExecStart", "ExecReload", "User", "SupplementaryGroups",
         "ConfigurationDirectory", "StateDirectory", "LoadCredential", "DevicePolicy", "DeviceAllow",
         "RestrictAddressFamilies", "ProtectSystem", "NoNewPrivileges", "PrivateTmp",
     )}  # fmt: skip
@@ -94,6 +97,7 @@ def test_unit_keeps_the_service_alive_the_way_the_daemon_expects():
         "Restart": "on-failure",
         "RestartPreventExitStatus": "78",
         "ExecStart": f"{EXEC_START} run -c /etc/edge-classifier/config.yaml",
+        "ExecReload": f"{RELOAD_PROGRAM} -HUP $MAINPID",
         "User": "edge-classifier",
         "SupplementaryGroups": "video",
         "ConfigurationDirectory": "edge-classifier",

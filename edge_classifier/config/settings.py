@@ -13,9 +13,11 @@ from edge_classifier.config.from_yaml import build_dataclass, set_dotted, show
 from edge_classifier.config.mqtt_values import check_host, check_length, check_names, check_prefix, check_text
 from edge_classifier.config.yaml_reading import read_config_file
 from edge_classifier.errors import ConfigError
+from edge_classifier.homeassistant.settings import HomeAssistantConfig
 from edge_classifier.http.settings import HttpConfig, check_http
 from edge_classifier.model.preprocess import Preprocessing, PreprocessingValueError
 from edge_classifier.mqtt.topics import sanitize_device_id
+from edge_classifier.outbox.settings import OutboxConfig
 
 LogLevel = Literal["debug", "info", "warning", "error"]
 
@@ -69,6 +71,9 @@ class ModelConfig:
     crop: Literal["center", "squash"] | None = None  # None: what the manifest says
     num_threads: int = field(default=2, metadata=_limits(1, 64))
     selftest: bool = True
+    # Served when the configured model is missing, corrupt or fails its self-test (said loudly in the log, status
+    # and metrics); a bundled model's name or a manifest path. null: no fallback, such a model stops the start-up.
+    fallback_manifest: Path | None = Path("clothing-mobilenetv2")  # the bundled default model
 
 
 DEFAULT_MIN_SCORE = 0.5
@@ -119,15 +124,33 @@ class Config:
 
     device_id: str = ""  # empty: the host name
     log_level: LogLevel = "info"
+    # What must survive a restart. null: /var/lib/edge-classifier when it exists and is writable, else
+    # $XDG_STATE_HOME/edge-classifier (~/.local/state/edge-classifier); see state_directory().
+    state_dir: Path | None = None
     source: SourceConfig = SourceConfig()
     model: ModelConfig = ModelConfig()
     result: ResultConfig = ResultConfig()
     mqtt: MqttConfig = MqttConfig()
+    outbox: OutboxConfig = field(default_factory=OutboxConfig)
     http: HttpConfig = HttpConfig()
+    homeassistant: HomeAssistantConfig = field(default_factory=HomeAssistantConfig)
 
     @property
     def device(self) -> str:
         return sanitize_device_id(self.device_id or socket.gethostname())
+
+
+SYSTEM_STATE_DIR = Path("/var/lib/edge-classifier")  # systemd's StateDirectory= for the service
+
+
+def state_directory(config: Config) -> Path:
+    """state_dir, else /var/lib/edge-classifier when it exists and is writable, else the user's state directory."""
+    if config.state_dir is not None:
+        return config.state_dir
+    if SYSTEM_STATE_DIR.is_dir() and os.access(SYSTEM_STATE_DIR, os.W_OK | os.X_OK):
+        return SYSTEM_STATE_DIR
+    xdg = os.environ.get("XDG_STATE_HOME", "")
+    return (Path(xdg) if os.path.isabs(xdg) else Path.home() / ".local" / "state") / "edge-classifier"
 
 
 def load_config(path: Path | None = None, overrides: tuple[str, ...] = ()) -> Config:
@@ -159,6 +182,17 @@ def load_config(path: Path | None = None, overrides: tuple[str, ...] = ()) -> Co
     _check_mqtt(config)
     check_http(config.http)
     return config
+
+
+@dataclass(frozen=True)
+class ConfigSource:
+    """Where the running configuration came from, so that a reload (SIGHUP, the reload command) reads it again."""
+
+    path: Path | None = None
+    overrides: tuple[str, ...] = ()
+
+    def load(self) -> Config:
+        return load_config(self.path, self.overrides)
 
 
 def _check_not_below(high_key: str, high: float, low_key: str, low: float) -> None:

@@ -1,9 +1,11 @@
-"""Finding and loading the configured model: default, bundled name or path; sha256 and self-test; its min_score."""
+"""Finding and loading the configured model: default, bundled name or path; sha256 and self-test; the start-up
+fallback; its min_score."""
 
 from __future__ import annotations
 
 import logging
 import re
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from edge_classifier.config.settings import DEFAULT_MIN_SCORE, ModelConfig, ResultConfig
@@ -121,6 +123,57 @@ def _open_manifest(config: ModelConfig) -> tuple[Classifier, ModelInfo]:
             raise
         logger.info("model %s %s: self-test passed on %d images", manifest.name, manifest.version, passed)
     return classifier, ModelInfo(manifest.name, manifest.version, manifest.sha256)
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model ready to serve, and why it serves instead of the configured one when it is the fallback."""
+
+    classifier: Classifier
+    info: ModelInfo
+    fallback: str | None = None  # None: the configured (or requested) model
+
+
+def fallback_config(config: ModelConfig) -> ModelConfig | None:
+    """The model section that loads model.fallback_manifest, or None when it is disabled or is the configured one."""
+    if config.fallback_manifest is None:
+        return None
+    fallback = replace(config, manifest=config.fallback_manifest, path=None, labels=None, crop=None)
+    if config.path is None and _same_manifest(config.manifest, config.fallback_manifest):
+        return None
+    return fallback
+
+
+def _same_manifest(configured: Path | None, fallback: Path) -> bool:
+    try:
+        return resolve_manifest(configured).resolve() == resolve_manifest(fallback).resolve()
+    except ModelError:
+        return False
+
+
+def load_with_fallback(config: ModelConfig) -> LoadedModel:
+    """The configured model; if it is missing, corrupt or fails its self-test, model.fallback_manifest, said loudly.
+
+    ModelError (exit 78) when neither is usable, or when the fallback is disabled (null) or is the configured model.
+    """
+    try:
+        return LoadedModel(*open_classifier(config))
+    except ModelError as exc:
+        problem = exc
+    fallback = fallback_config(config)
+    if fallback is None:
+        raise problem
+    try:
+        classifier, info = open_classifier(fallback)
+    except ModelError as exc:
+        message = str(exc).replace("model.manifest:", "model.fallback_manifest:", 1)
+        raise ModelError(f"{problem}; and the fallback is unusable too: {message}") from None
+    logger.error(
+        "%s; running on the FALLBACK model %s %s (model.fallback_manifest) until the configured model is fixed "
+        "and the service restarted or reloaded",
+        problem, info.name, info.version,
+    )  # fmt: skip
+    return LoadedModel(classifier, info, str(problem))
 
 
 def min_score(result: ResultConfig, classifier: Classifier) -> float:

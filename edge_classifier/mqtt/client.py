@@ -46,6 +46,16 @@ class PublisherStats:
     publishing_lost: bool  # nothing could be published for longer than mqtt.max_offline_s
 
 
+class DeliveryHook(Protocol):
+    """Told of QoS 1 publishes and their PUBACKs (the outbox deletes what the broker acknowledged)."""
+
+    def published(self, mid: int, topic: str) -> None:
+        """The caller's thread handed TOPIC to paho as message id MID."""
+
+    def acknowledged(self, mid: int, code: int) -> None:
+        """paho's network thread: the PUBACK for MID, with its reason code (0: success; always 0 with MQTT 3.1.1)."""
+
+
 class Publisher(Protocol):
     """What the main loop needs from a message bus: a sink with a connection to look after."""
 
@@ -108,6 +118,7 @@ class MqttPublisher:
         stable_after_s: float = STABLE_AFTER_S,
         client_factory: ClientFactory = paho_client,
         clock: Callable[[], float] = time.monotonic,
+        delivery: DeliveryHook | None = None,
     ):
         if protocol not in PROTOCOLS:
             raise ValueError(f"protocol: expected one of {', '.join(PROTOCOLS)}, got {protocol!r}")
@@ -130,10 +141,12 @@ class MqttPublisher:
         self._echo: EchoCheck | None = None
         self._inbound = Inbound()
         self._v5 = version == mqtt.MQTTv5
+        self._delivery = delivery
         if self._v5:
             self._acks = PubackLedger()
-            client.on_publish = self._acks.on_publish
-        else:
+        if self._v5 or delivery is not None:
+            client.on_publish = self._on_publish
+        if not self._v5:
             self._echo = EchoCheck(status_topic, ONLINE, float(keepalive_s))
             client.on_subscribe = self._echo.on_subscribe
         client.on_message = self._on_message
@@ -196,6 +209,13 @@ class MqttPublisher:
                 return
         self._inbound.put(from_paho(message))
 
+    def _on_publish(self, client: Any, userdata: Any, mid: int, reason_code: Any, properties: Any) -> None:
+        # paho's network thread.
+        if self._acks is not None:
+            self._acks.on_publish(client, userdata, mid, reason_code, properties)
+        if self._delivery is not None:
+            self._delivery.acknowledged(mid, int(getattr(reason_code, "value", 0)))
+
     def _publish(
         self, topic: str, payload: str | bytes, qos: int, retain: bool, correlation_data: bytes | None = None
     ) -> bool:
@@ -209,6 +229,8 @@ class MqttPublisher:
             return False
         if qos > 0 and self._acks is not None:
             self._acks.sent(info.mid, topic)
+        if qos > 0 and self._delivery is not None:
+            self._delivery.published(info.mid, topic)
         return True
 
     def _count_denial(self, topic: str, reason: str, advice: str = "") -> None:

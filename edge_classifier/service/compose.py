@@ -13,12 +13,18 @@ from dataclasses import dataclass
 from edge_classifier.capture.frames import Wakeable
 from edge_classifier.capture.opening import check_source
 from edge_classifier.capture.source import FrameSource, OpenCVSource
-from edge_classifier.config.settings import Config, mqtt_password
+from edge_classifier.commands.center import CommandCenter
+from edge_classifier.config.settings import Config, ConfigSource, mqtt_password
+from edge_classifier.homeassistant.component import discovery_component
 from edge_classifier.model.classifier import Classifier
 from edge_classifier.model.identity import ModelInfo
-from edge_classifier.model.loading import open_classifier
+from edge_classifier.model.loading import LoadedModel, load_with_fallback
 from edge_classifier.mqtt.client import MqttPublisher, Publisher, tls_context
 from edge_classifier.mqtt.topics import Topics
+from edge_classifier.outbox.opening import open_outbox
+from edge_classifier.outbox.outbox import Outbox
+from edge_classifier.outbox.sink import OutboxComponent, OutboxPublisher
+from edge_classifier.service.hot_swap import ModelKeeper
 from edge_classifier.service.inbox import Inbox
 from edge_classifier.service.live_settings import LiveSettings
 from edge_classifier.service.loop import LoopParts, MainLoop
@@ -41,6 +47,7 @@ class Seams:
     notifier: Notifier | None = None
     model: tuple[Classifier, ModelInfo] | None = None
     clock: Callable[[], float] = time.monotonic
+    outbox: Outbox | None = None  # None: the one the config describes with the real publisher, none with a seam
 
 
 @dataclass(frozen=True)
@@ -65,13 +72,16 @@ def wait_for_broker(publisher: MqttPublisher, seconds: float, stop: threading.Ev
     return False
 
 
-def open_publisher(config: Config, topics: Topics, tls: ssl.SSLContext | None, stop: threading.Event) -> MqttPublisher:
+def open_publisher(
+    config: Config, topics: Topics, tls: ssl.SSLContext | None, stop: threading.Event, outbox: Outbox | None = None
+) -> MqttPublisher:
     mqtt = config.mqtt
     publisher = MqttPublisher(
         mqtt.host, mqtt.port, topics.client_id, topics.status,
         username=mqtt.username, password=mqtt_password(mqtt), tls=tls,
         keepalive_s=mqtt.keepalive_s, reconnect_min_s=mqtt.reconnect_min_s, reconnect_max_s=mqtt.reconnect_max_s,
         protocol=mqtt.protocol, max_offline_s=mqtt.max_offline_s,
+        delivery=outbox.deliveries if outbox is not None else None,
     )  # fmt: skip
     if not wait_for_broker(publisher, mqtt.connect_wait_s, stop) and not stop.is_set():
         logger.warning("broker %s:%d not reachable yet; classifying anyway and retrying", mqtt.host, mqtt.port)
@@ -84,6 +94,7 @@ def build_service(
     stop: threading.Event,
     seams: Seams | None = None,
     operator: OperatorRequests | None = None,
+    config_source: ConfigSource | None = None,
 ) -> Service:
     """Open every resource into `stack` (closed in reverse order) and wire the loop; errors are EdgeClassifierError."""
     seams = seams or Seams()
@@ -94,11 +105,18 @@ def build_service(
     # A bad CA file is a configuration error, found before the model loads.
     tls = tls_context(config.mqtt.ca_file) if config.mqtt.tls and seams.publisher is None else None
     notifier = stack.enter_context(seams.notifier or Notifier())
-    classifier, model = seams.model or open_classifier(config.model)
+    loaded = LoadedModel(*seams.model) if seams.model else load_with_fallback(config.model)
+    classifier, model = loaded.classifier, loaded.info
     stack.callback(classifier.close)  # the loop may swap models: it closes the one serving (below)
-    publisher = seams.publisher or open_publisher(config, topics, tls, stop)
+    # Results wait here until acknowledged; opened before the publisher and closed after it, so that the PUBACKs
+    # its close flushes still delete their rows. A publisher seam (bench, tests) acknowledges nothing: no outbox.
+    outbox = seams.outbox or (open_outbox(config) if seams.publisher is None else None)
+    if outbox is not None:
+        stack.enter_context(outbox)
+    publisher = seams.publisher or open_publisher(config, topics, tls, stop, outbox)
     stack.callback(publisher.close)
-    router = build_router(config, topics)
+    commands = CommandCenter(config, topics, config_source, seams.clock)
+    router = build_router(config, topics, commands)
     for topic_filter, qos in router.subscriptions():
         publisher.subscribe(topic_filter, qos)
     source = seams.source or OpenCVSource(config.source)
@@ -110,14 +128,24 @@ def build_service(
     reporter = Reporter(
         topics, mqtt.qos, settings.heartbeat_s,
         1.0 / mqtt.inference_max_hz if mqtt.publish_inference else None, mqtt.metrics_interval_s, now,
+        log=outbox,
     )  # fmt: skip
+    outbox_sink: OutboxPublisher | None = None
+    if outbox is not None:
+        publisher = outbox_sink = OutboxPublisher(publisher, outbox, topics.result)
+        logger.info("%s; boot_id %s", outbox.describe(), reporter.boot_id)
     metrics = Metrics(seams.clock)
     inbox = Inbox(on_submit=source.wake if isinstance(source, Wakeable) else None)
-    state = RuntimeState(model, source.stats(), publisher.stats())
+    state = RuntimeState(model, source.stats(), publisher.stats(), loaded.fallback)
     parts = LoopParts(
         config.device, source, publisher, classifier, model, settings, reporter, metrics, notifier, inbox, state,
-        seams.clock, operator or OperatorRequests(), router,
+        seams.clock, operator or OperatorRequests(), router, [commands], ModelKeeper(loaded.fallback), commands.reload,
     )  # fmt: skip
+    # A publisher seam (bench, tests) reaches no Home Assistant: nothing to record.
+    if (discovery := discovery_component(config, topics, keep_record=seams.publisher is None)) is not None:
+        parts.components.append(discovery)
+    if outbox_sink is not None:
+        parts.components.append(OutboxComponent(outbox_sink))
     loop = MainLoop(parts)
     stack.callback(loop.close)
     stack.callback(inbox.close)
@@ -129,10 +157,15 @@ def build_service(
     return Service(loop, inbox, state, metrics)
 
 
-def run_service(config: Config, stop: threading.Event, operator: OperatorRequests | None = None) -> str:
+def run_service(
+    config: Config,
+    stop: threading.Event,
+    operator: OperatorRequests | None = None,
+    config_source: ConfigSource | None = None,
+) -> str:
     """Run until stopped or a finite source ends; start-up problems raise EdgeClassifierError."""
     with contextlib.ExitStack() as stack:
-        service = build_service(config, stack, stop, operator=operator)
+        service = build_service(config, stack, stop, operator=operator, config_source=config_source)
         if config.http.enabled:
             from edge_classifier.http.server import open_http  # waitress and friends load only when enabled
 

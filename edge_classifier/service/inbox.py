@@ -17,6 +17,7 @@ from edge_classifier.errors import BusyError, StoppedError
 from edge_classifier.model.classification import LabelScore
 from edge_classifier.model.classifier import Classifier
 from edge_classifier.model.identity import ModelInfo
+from edge_classifier.service.hot_swap import PROBATION_FRAMES
 from edge_classifier.service.live_settings import LiveSettings
 
 DEFAULT_CAPACITY = 8
@@ -52,10 +53,15 @@ class SettingsRequest:
 
 @dataclass(frozen=True)
 class SwapModelRequest:
-    """Load a model on the loop's thread and serve it from the next frame; the old one keeps serving on failure."""
+    """Load a model on the loop's thread and serve it from the next frame; the old one keeps serving on failure.
+
+    The reply resolves once the new model has classified `verify_frames` live frames cleanly; if one of them fails,
+    the previous model serves again and the reply is the ModelError saying why.
+    """
 
     load: Callable[[], tuple[Classifier, ModelInfo]]
     reply: Future[ModelInfo] = field(default_factory=Future)
+    verify_frames: int = PROBATION_FRAMES
 
 
 Request = PredictRequest | SettingsRequest | SwapModelRequest

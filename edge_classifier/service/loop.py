@@ -14,11 +14,13 @@ from edge_classifier.model.classifier import Classifier
 from edge_classifier.model.identity import ModelInfo
 from edge_classifier.mqtt.client import Publisher
 from edge_classifier.service.frame_result import FrameInfo, FrameResult, StageTimings
+from edge_classifier.service.hot_swap import ModelKeeper, classify_live
 from edge_classifier.service.inbox import Inbox
 from edge_classifier.service.live_settings import LiveSettings
 from edge_classifier.service.metrics import Metrics
 from edge_classifier.service.notify import Notifier
 from edge_classifier.service.operator import OperatorRequests, status_line
+from edge_classifier.service.payloads import metrics_with_model
 from edge_classifier.service.reporter import Reporter
 from edge_classifier.service.requests import serve_request
 from edge_classifier.service.router import Router
@@ -50,6 +52,8 @@ class LoopParts:
     operator: OperatorRequests = field(default_factory=OperatorRequests)
     router: Router = field(default_factory=Router)
     components: list[Component] = field(default_factory=list)
+    models: ModelKeeper = field(default_factory=ModelKeeper)  # the previous model, a swap's probation, the fallback
+    reload: Callable[[MainLoop], None] | None = None  # re-reads the configuration (SIGHUP)
 
 
 class Component(Protocol):
@@ -131,11 +135,14 @@ class MainLoop:
             logger.info("%s", status_line(self.parts.state.snapshot(), self._status_reader.read()))
         if operator.reload:
             operator.reload = False
-            logger.warning("SIGHUP: reloading the configuration is not supported yet; ignored (restart the service)")
+            if self.parts.reload is None:
+                logger.warning("SIGHUP: this service has no configuration to read again; ignored")
+            else:
+                self.parts.reload(self)
 
     def _on_frame(self, frame: Frame) -> None:
         parts, clock = self.parts, self.parts.clock
-        result = classify_frame(parts.classifier, frame, parts.settings.top_k, clock)
+        result = classify_live(self, frame)  # a model on probation after a swap is rolled back if it fails
         changed = self.voter.update(*result.best)
         now = clock()
         messages = parts.reporter.for_frame(result, self.voter.stable, changed, parts.model, parts.device_id, now)
@@ -180,9 +187,11 @@ class MainLoop:
                 logger.info("camera state: %s -> %s", self._camera_state, source.state)
             self._camera_state = source.state
             summary = self._metrics_reader.read()
-            parts.publisher.send(parts.reporter.for_metrics(summary, source, publisher, parts.device_id, now))
+            metrics = parts.reporter.for_metrics(summary, source, publisher, parts.device_id, now)
+            parts.publisher.send(metrics_with_model(metrics, parts.model, parts.models.fallback))
             parts.notifier.status(f"{summary.fps} fps, camera {source.state}, label {self.voter.label}")
 
     def close(self) -> None:
-        """Close the model the loop owns (after a swap, the one serving); idempotent."""
+        """Close the models the loop owns (the one serving, the one kept for a rollback); idempotent."""
+        self.parts.models.close()
         self.parts.classifier.close()

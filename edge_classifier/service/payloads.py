@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import datetime, timezone
 from typing import Any
 
@@ -12,6 +12,7 @@ from edge_classifier.model.classification import LabelScore
 from edge_classifier.model.identity import ModelInfo
 from edge_classifier.mqtt.client import PublisherStats
 from edge_classifier.mqtt.topics import Topics
+from edge_classifier.outbox.outbox import OutboxStats
 from edge_classifier.service.frame_result import FrameResult, StableLabel
 from edge_classifier.service.messages import Message
 from edge_classifier.service.metrics import MetricsSummary
@@ -39,12 +40,13 @@ def timing_document(result: FrameResult) -> dict[str, float]:
 
 
 def result_document(
-    seq: int, ts: str, device_id: str, stable: StableLabel, result: FrameResult, model: ModelInfo
+    seq: int, ts: str, device_id: str, stable: StableLabel, result: FrameResult, model: ModelInfo, boot_id: str
 ) -> dict[str, Any]:
     """The `result` payload: the stable label with the latest frame's top-k and timings."""
     return {
         "schema": RESULT_SCHEMA,
         "seq": seq,
+        "boot_id": boot_id,
         "ts": ts,
         "device_id": device_id,
         "label": stable.label,
@@ -62,6 +64,17 @@ def result_messages(topics: Topics, qos: int, document: dict[str, Any]) -> tuple
         Message(topics.result, json.dumps(document), qos, retain=True),
         Message(topics.label, str(document["label"]), qos, retain=True),
     )
+
+
+def mark_replayed(payload: str) -> str:
+    """A result payload sent again from the outbox: `"replayed": true` (it may repeat one already delivered)."""
+    document = json.loads(payload)
+    document["replayed"] = True
+    return json.dumps(document)
+
+
+def outbox_document(outbox: OutboxStats | None) -> dict[str, Any] | None:
+    return None if outbox is None else asdict(outbox)
 
 
 def inference_message(
@@ -85,7 +98,13 @@ def inference_message(
 
 
 def metrics_message(
-    topics: Topics, ts: str, device_id: str, summary: MetricsSummary, source: SourceStats, publisher: PublisherStats
+    topics: Topics,
+    ts: str,
+    device_id: str,
+    summary: MetricsSummary,
+    source: SourceStats,
+    publisher: PublisherStats,
+    outbox: OutboxStats | None = None,
 ) -> Message:
     timing = asdict(summary)
     document = {
@@ -95,7 +114,12 @@ def metrics_message(
         **timing,
         "frames_dropped": source.frames_dropped,
         "frames_captured": source.frames_captured,
-        "camera": {"state": source.state, "stalls": source.stalls, "reopens": source.reopens},
+        "camera": {
+            "state": source.state,
+            "stalls": source.stalls,
+            "reopens": source.reopens,
+            "images_skipped": source.images_skipped,
+        },
         "mqtt": {
             "connected": publisher.connected,
             "reconnects": max(0, publisher.connects - 1),
@@ -104,5 +128,14 @@ def metrics_message(
             "publish_denied": publisher.publish_denied,
             "last_error": publisher.last_error,
         },
+        "outbox": outbox_document(outbox),
     }
     return Message(topics.metrics, json.dumps(document), qos=0)
+
+
+def metrics_with_model(message: Message, model: ModelInfo, fallback: str | None) -> Message:
+    """A metrics message with the serving model and, when that is the start-up fallback, why (else null)."""
+    document = json.loads(message.payload)
+    document["model"] = model.as_dict()
+    document["model_fallback"] = fallback
+    return replace(message, payload=json.dumps(document))

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from edge_classifier.errors import EdgeClassifierError, InputError
+from edge_classifier.model.loading import LoadedModel
+from edge_classifier.service.hot_swap import check_can_swap, swap_in
 from edge_classifier.service.inbox import Prediction, PredictRequest, Request, SettingsRequest, SwapModelRequest
 from edge_classifier.service.live_settings import LiveSettings
 from edge_classifier.service.voting import Voter
@@ -70,15 +72,10 @@ def swap_model(loop: MainLoop, request: SwapModelRequest) -> None:
     """Load on this thread, so only the loop ever touches an interpreter; the old model serves on any failure."""
     parts = loop.parts
     try:
+        check_can_swap(loop)
         classifier, model = request.load()
     except EdgeClassifierError as exc:
         logger.warning("model swap refused, still serving %s %s: %s", parts.model.name, parts.model.version, exc)
         request.reply.set_exception(exc)
         return
-    old, parts.classifier, parts.model = parts.classifier, classifier, model
-    old.close()
-    apply_settings(loop, LiveSettings.resolve(parts.settings.configured, classifier))
-    loop.voter = Voter(parts.settings.vote_window, parts.settings.min_score)  # the labels may differ: a new vote
-    parts.state.model_changed(model, loop.voter.stable)
-    logger.info("now serving model %s %s", model.name, model.version)
-    request.reply.set_result(model)
+    swap_in(loop, LoadedModel(classifier, model), request.reply, request.verify_frames)

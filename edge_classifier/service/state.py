@@ -28,15 +28,18 @@ class RuntimeSnapshot:
     last_result: dict[str, Any] | None  # the latest `result` payload, as published
     source: SourceStats
     publisher: PublisherStats
+    model_fallback: str | None = None  # why `model` is the start-up fallback rather than the configured model
 
 
 class RuntimeState:
     """Written only by the main loop; snapshot() and wait_for_frame() are safe from any thread."""
 
-    def __init__(self, model: ModelInfo, source: SourceStats, publisher: PublisherStats):
+    def __init__(
+        self, model: ModelInfo, source: SourceStats, publisher: PublisherStats, model_fallback: str | None = None
+    ):
         self._cond = threading.Condition()
         self._snapshot = RuntimeSnapshot(
-            model, 0, None, None, StableLabel(UNKNOWN, 0.0), None, source, publisher
+            model, 0, None, None, StableLabel(UNKNOWN, 0.0), None, source, publisher, model_fallback
         )  # fmt: skip
 
     def snapshot(self) -> RuntimeSnapshot:
@@ -72,6 +75,6 @@ class RuntimeState:
         with self._cond:
             self._snapshot = replace(self._snapshot, source=source, publisher=publisher)
 
-    def model_changed(self, model: ModelInfo, stable: StableLabel) -> None:
+    def model_changed(self, model: ModelInfo, stable: StableLabel, fallback: str | None = None) -> None:
         with self._cond:
-            self._snapshot = replace(self._snapshot, model=model, stable=stable, latest=None)
+            self._snapshot = replace(self._snapshot, model=model, stable=stable, latest=None, model_fallback=fallback)

@@ -1,0 +1,1 @@
+"""Commands over MQTT (`<prefix>/<device>/cmd/<name>`), each answered with an acknowledgement."""

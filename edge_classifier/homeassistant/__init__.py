@@ -1,0 +1,1 @@
+"""Home Assistant MQTT discovery: the daemon's entities appear in Home Assistant without YAML."""

@@ -1,0 +1,1 @@
+"""The durable outbox: result messages kept in SQLite until the broker acknowledges them."""
