@@ -31,6 +31,7 @@ def report():
     return json.loads(out.stdout)
 
 
+@pytest.mark.slow  # a whole bench run (30-60 s)
 def test_bench_reports_every_figure_as_json(report):
     """A short bench run prints one JSON document with latency, decode, end-to-end, memory, start-up and import floor."""
     e2e = report["end_to_end"]
@@ -44,6 +45,7 @@ def test_bench_reports_every_figure_as_json(report):
     ), (startup, floor)  # fmt: skip
 
 
+@pytest.mark.slow  # a whole bench run (30-60 s)
 def test_bench_bounds_the_rate_by_the_slowest_thread(report):
     """The critical path: decode per frame against the loop's work per frame, the bound and the run's share of it."""
     path = report["end_to_end"]["critical_path"]
@@ -58,6 +60,7 @@ def test_bench_bounds_the_rate_by_the_slowest_thread(report):
     assert path["loop_overhead_ms"] == pytest.approx(path["loop_work_ms"] - timed, abs=0.002), path
 
 
+@pytest.mark.slow  # a whole bench run (30-60 s)
 def test_bench_measures_the_sequential_reference_on_as_many_frames(report):
     """The plain one-thread loop classifies the same number of frames, with its per-stage means."""
     sequential = report["references"]["sequential"]
@@ -67,6 +70,7 @@ def test_bench_measures_the_sequential_reference_on_as_many_frames(report):
         0 < sequential["rate_per_s"], all(0 <= ms for ms in sequential["stage_ms_mean"].values())), sequential  # fmt: skip
 
 
+@pytest.mark.slow  # a whole bench run (30-60 s)
 def test_bench_keeps_the_fastest_of_alternating_rounds(report):
     """The daemon and the sequential loop run in turn, twice each; each keeps its fastest round and lists all."""
     for run in (report["end_to_end"], report["references"]["sequential"]):
@@ -74,6 +78,7 @@ def test_bench_keeps_the_fastest_of_alternating_rounds(report):
 
 
 @pytest.mark.skipif(not HAS_TENSORFLOW, reason="the build extra (TensorFlow) is not installed")
+@pytest.mark.slow  # a whole bench run (30-60 s)
 def test_bench_measures_the_keras_reference_where_tensorflow_is(report):
     """With TensorFlow, the seed's Keras predict() per frame runs in a child: same architecture, its rate and RSS."""
     keras = report["references"]["keras_predict"]
@@ -84,6 +89,7 @@ def test_bench_measures_the_keras_reference_where_tensorflow_is(report):
     ), keras  # fmt: skip
 
 
+@pytest.mark.slow  # a whole bench run (30-60 s)
 def test_bench_reports_each_target_with_value_threshold_and_verdict(report):
     """Every target has a value, a rule and a threshold; `met` follows from them, None only when not measured."""
     targets = report["targets"]
@@ -95,6 +101,7 @@ def test_bench_reports_each_target_with_value_threshold_and_verdict(report):
     assert measured == (TARGETS if HAS_TENSORFLOW else TARGETS[2:]), targets
 
 
+@pytest.mark.slow  # a whole bench run (30-60 s)
 def test_bench_puts_the_daemon_memory_beside_the_import_floor(report):
     """Anonymous and file-backed RSS of the daemon beside the imports-only floor's, with the steps in between."""
     memory = report["memory"]
@@ -138,6 +145,7 @@ def test_bench_with_a_missing_video_is_one_line_and_exit_1(tmp_path):
     assert (1, f"error: --video {tmp_path / 'none.mp4'} does not exist\n") == (out.returncode, out.stderr)
 
 
+@pytest.mark.slow  # a whole bench run (30-60 s)
 def test_bench_float_twin_is_measured_beside_int8(tmp_path):
     """--float-model adds a float32 row, measured the same way as the int8 model."""
     tf = pytest.importorskip("tensorflow", reason="the build extra (TensorFlow) is not installed")

@@ -237,6 +237,7 @@ def test_opencv_warnings_stay_out_of_the_daemon_log(daemons, tmp_path):
     assert [] == [line for line in proc.lines if line.startswith("[") or "XNNPACK" in line]
 
 
+@pytest.mark.slow  # a whole bench run
 def test_bench_prints_its_json_and_no_log():
     """bench writes its JSON on stdout and nothing on stderr: no per-label INFO lines from the measured loop, no banner."""
     out = run_cli("bench", "--iterations", "20", "--frames", "100")
