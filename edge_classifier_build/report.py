@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -13,9 +14,13 @@ from . import report_sections as sections
 from .paths import MODELS_DIR
 from .rebuild import rebuild_command
 from .report_architecture import mobilenetv3_section, width_resolution_section
+from .report_kshot import RESULTS_NAME as KSHOT
+from .report_kshot import kshot_section
 from .report_levers import levers_section
 from .report_real import RESULTS_NAME as REAL_PHOTOS
 from .report_real import real_photos_section
+from .report_retrieval import RESULTS_NAME as RETRIEVAL
+from .report_retrieval import retrieval_section
 from .selection import Rule, choose, goal_status, latency_p50, pareto_front
 from .sweep import DEFAULT_RESULTS, full_plan, mini_plan, read_results
 
@@ -212,6 +217,12 @@ def render(results: Path, output: Path, plots_dir: Path, rule: Rule) -> Path:
     real_photos = results.parent / REAL_PHOTOS  # the real-photo builds' records, collected beside the sweep's
     if real_photos.is_file():
         lines += real_photos_section(read_results(real_photos))
+    retrieval = results.parent / RETRIEVAL  # the visual-search measurement (edge_classifier_build.retrieval)
+    if retrieval.is_file():
+        lines += retrieval_section(json.loads(retrieval.read_text(encoding="utf-8")))
+    kshot = results.parent / KSHOT  # the on-device learning measurement (edge_classifier_build.kshot)
+    if kshot.is_file():
+        lines += kshot_section(json.loads(kshot.read_text(encoding="utf-8")))
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
     return output

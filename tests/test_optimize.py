@@ -314,6 +314,9 @@ def test_the_committed_report_is_what_its_committed_results_render(tmp_path):
     real_photos = MODELS / "report" / "real-photos.jsonl"
     if real_photos.is_file():
         (tmp_path / "report" / "real-photos.jsonl").write_bytes(real_photos.read_bytes())
+    for measured in ("retrieval.json", "kshot.json"):  # visual search and on-device learning, when measured
+        if (MODELS / "report" / measured).is_file():
+            (tmp_path / "report" / measured).write_bytes((MODELS / "report" / measured).read_bytes())
     rendered = render(results, tmp_path / "REPORT.md", tmp_path / "report", selection.Rule()).read_text()
     assert (MODELS / "REPORT.md").read_text() == rendered
 

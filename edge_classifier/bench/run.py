@@ -24,6 +24,7 @@ from edge_classifier.bench.frames import FrameLimit
 from edge_classifier.bench.http_bench import http_bench
 from edge_classifier.bench.probe import imports_only, startup_and_memory
 from edge_classifier.bench.references import KERAS_FRAMES, keras_predict, sequential_loop
+from edge_classifier.bench.search import search_bench
 from edge_classifier.capture.opening import open_capture
 from edge_classifier.capture.source import OpenCVSource
 from edge_classifier.config.settings import Config, SourceConfig
@@ -248,6 +249,7 @@ def run_bench(
     }
     report["memory"] = memory(report["startup"], report["imports_only"],
                               startup_and_memory(config, video, tuned_malloc=True))  # fmt: skip
+    report["search"] = search_bench()  # brute-force visual search at 1k, 10k and 100k catalogue items
     if float_model:
         report["bare_inference"]["float32"] = bare_latency(float_model, threads, iterations)
     bound = min(report["bare_inference"]["int8"]["rate_per_s"], report["decode"]["rate_per_s"])
