@@ -17,8 +17,10 @@ import cv2
 import numpy as np
 
 from edge_classifier import __version__
+from edge_classifier.catalogue import cli as catalogue_cli
 from edge_classifier.config.settings import Config, ConfigSource, mqtt_password
 from edge_classifier.errors import EdgeClassifierError, InputError
+from edge_classifier.learning import cli as learning_cli
 
 logger = logging.getLogger(__name__)
 
@@ -99,6 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     ha_remove = sub.add_parser("ha-remove", help="remove this device's Home Assistant discovery config from the broker")
     _config_args(ha_remove)
+    learning_cli.add_commands(sub, _config_args)  # teach, forget, list-taught
+    catalogue_cli.add_commands(sub, _config_args)  # catalogue build|add|remove|list
     return parser
 
 
@@ -250,6 +254,10 @@ def main(argv: list[str] | None = None) -> int:
             code = cmd_check(config, args.file)
         elif args.command == "ha-remove":
             code = cmd_ha_remove(config)
+        elif args.command in learning_cli.COMMANDS:
+            code = learning_cli.run_command(args, config)
+        elif args.command == catalogue_cli.COMMAND:
+            code = catalogue_cli.run_command(args, config)
         else:
             from edge_classifier.bench.run import run_bench
 

@@ -32,7 +32,7 @@ BAD = [
     # Existing validations: unknown keys, wrong types, out-of-range numbers, file-level problems.
     case("unknown-top-key", "colour: red\n",
          message="colour: unknown key (known keys here: device_id, log_level, state_dir, source, model, result, mqtt, outbox, "
-                 "http, homeassistant)"),
+                 "http, homeassistant, catalogue)"),
     case("unknown-nested-key", "mqtt:\n  hots: x\n", message="mqtt.hots: unknown key (known keys here: host, port..."),
     case("unknown-key-by-set", sets=("result.topk=3",),
          message="result.topk: unknown key (known keys here: top_k, vote_window, min_score, heartbeat_s)"),

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from edge_classifier.catalogue.settings import CatalogueConfig
 from edge_classifier.config.from_yaml import build_dataclass, set_dotted, show
 from edge_classifier.config.mqtt_values import check_host, check_length, check_names, check_prefix, check_text
 from edge_classifier.config.yaml_reading import read_config_file
@@ -134,6 +135,7 @@ class Config:
     outbox: OutboxConfig = field(default_factory=OutboxConfig)
     http: HttpConfig = HttpConfig()
     homeassistant: HomeAssistantConfig = field(default_factory=HomeAssistantConfig)
+    catalogue: CatalogueConfig = field(default_factory=CatalogueConfig)
 
     @property
     def device(self) -> str:

@@ -20,6 +20,7 @@ from werkzeug.routing import Map, Rule
 from werkzeug.utils import send_from_directory
 from werkzeug.wrappers import Request, Response
 
+from edge_classifier.catalogue.runtime import CatalogueRuntime
 from edge_classifier.errors import BusyError, InputError, StoppedError
 from edge_classifier.http.bodies import parse_top_k, read_predict_input
 from edge_classifier.http.documents import health_document, latest_document, predict_document, ready_document
@@ -27,6 +28,7 @@ from edge_classifier.http.images import decode_image
 from edge_classifier.http.overlay import RateMeter
 from edge_classifier.http.problems import RequestError, error_document
 from edge_classifier.http.prometheus import HttpCounts, exposition
+from edge_classifier.http.search import search_document
 from edge_classifier.http.settings import HttpConfig, is_loopback
 from edge_classifier.http.stream import BOUNDARY, FrameEncoder, MjpegStream
 from edge_classifier.ratelimit import RateLimitedLog
@@ -52,6 +54,8 @@ ROUTES = Map(
         Rule("/api/health", endpoint="health"),
         Rule("/api/ready", endpoint="ready"),
         Rule("/api/predict", endpoint="predict", methods=["POST"]),
+        Rule("/api/search", endpoint="search", methods=["POST"]),
+        Rule("/api/catalogue/thumbnail/<path:item_id>", endpoint="thumbnail"),
         Rule("/api/latest", endpoint="latest"),
         Rule("/api/latest.jpg", endpoint="latest_jpg"),
         Rule("/stream.mjpg", endpoint="stream"),
@@ -92,6 +96,7 @@ class AppParts:
     token: str | None
     selftest: bool
     clock: Callable[[], float] = time.monotonic
+    catalogue: CatalogueRuntime | None = None  # read for thumbnails and settings; searches go through the inbox
 
 
 class HttpApp:
@@ -200,16 +205,31 @@ class HttpApp:
     def _metrics(self, request: Request) -> Response:
         return Response(exposition(self.parts.registry), content_type=CONTENT_TYPE_LATEST)
 
-    def _predict(self, request: Request) -> Response:
+    def _search(self, request: Request) -> Response:
+        """/api/predict's input forms and path through the inbox, answered with the catalogue's similar items."""
+        if self.parts.catalogue is None:
+            raise RequestError(404, "visual search is off (catalogue.enabled: false)")
+        return self._predict(request, search=True)
+
+    def _thumbnail(self, request: Request, item_id: str) -> Response:
+        catalogue = self.parts.catalogue
+        jpeg = None if catalogue is None else catalogue.thumbnail(item_id)
+        if jpeg is None:
+            raise RequestError(404, f"no catalogue item with id {_short(item_id)!r}")
+        response = Response(jpeg, content_type="image/jpeg")
+        response.headers["Cache-Control"] = "max-age=60"
+        return response
+
+    def _predict(self, request: Request, search: bool = False) -> Response:
         started = time.perf_counter()
         if not self._predict_slots.acquire(timeout=self.parts.config.predict_timeout_s):
             raise RequestError(503, f"busy: {PREDICT_SLOTS} predictions are already in progress", {"Retry-After": "1"})
         try:
-            return self._predict_in_slot(request, started)
+            return self._predict_in_slot(request, started, search)
         finally:
             self._predict_slots.release()
 
-    def _predict_in_slot(self, request: Request, started: float) -> Response:
+    def _predict_in_slot(self, request: Request, started: float, search: bool = False) -> Response:
         config = self.parts.config
         given = read_predict_input(request, config)
         top_k = given.top_k or DEFAULT_TOP_K
@@ -218,10 +238,16 @@ class HttpApp:
         decode_start = time.perf_counter()
         image, header = decode_image(given.data, config.max_image_pixels)
         asked = time.perf_counter()
-        prediction = self._ask_loop(PredictRequest(image, top_k))
+        search_top_n = search_size(request, self.parts.catalogue) if search else None
+        prediction = self._ask_loop(PredictRequest(image, top_k, search_top_n=search_top_n))
         answered = time.perf_counter()
-        model_ms = prediction.preprocess_ms + prediction.inference_ms + prediction.postprocess_ms
-        document = predict_document(
+        if search and prediction.similar is None:
+            model = f"{prediction.model.name} {prediction.model.version}"
+            raise RequestError(
+                404, f"no catalogue for the serving model {model}: run `edge-classifier catalogue build`"
+            )
+        model_ms = prediction.preprocess_ms + prediction.inference_ms + prediction.postprocess_ms + prediction.search_ms
+        document = (search_document if search else predict_document)(
             prediction, header, len(given.data), given.via,
             decode_ms=1000 * (asked - decode_start),
             wait_ms=max(0.0, 1000 * (answered - asked) - model_ms),
@@ -248,6 +274,13 @@ class HttpApp:
         except InputError as exc:
             raise RequestError(400, str(exc)) from None
         return prediction
+
+
+def search_size(request: Request, catalogue: CatalogueRuntime | None) -> int:
+    """How many similar items /api/search answers: the query's top_n, else catalogue.top_n."""
+    if "top_n" in request.args:
+        return parse_top_k(request.args["top_n"], "top_n")
+    return catalogue.config.top_n if catalogue is not None else 1
 
 
 def _host_name(host: str) -> str:

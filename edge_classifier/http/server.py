@@ -151,6 +151,6 @@ def open_http(config: Config, service: Service) -> HttpServer:
                                                lambda: encoder.streams, config.device))  # fmt: skip
     parts = AppParts(
         http, service.inbox, service.state, service.metrics, encoder, rate, registry, counts, read_token(http),
-        config.model.selftest,
+        config.model.selftest, catalogue=service.loop.parts.catalogue,
     )  # fmt: skip
     return HttpServer(http, parts)

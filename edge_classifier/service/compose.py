@@ -13,9 +13,11 @@ from dataclasses import dataclass
 from edge_classifier.capture.frames import Wakeable
 from edge_classifier.capture.opening import check_source
 from edge_classifier.capture.source import FrameSource, OpenCVSource
+from edge_classifier.catalogue.runtime import open_catalogue
 from edge_classifier.commands.center import CommandCenter
-from edge_classifier.config.settings import Config, ConfigSource, mqtt_password
+from edge_classifier.config.settings import Config, ConfigSource, mqtt_password, state_directory
 from edge_classifier.homeassistant.component import discovery_component
+from edge_classifier.learning.daemon import TaughtComponent
 from edge_classifier.model.classifier import Classifier
 from edge_classifier.model.identity import ModelInfo
 from edge_classifier.model.loading import LoadedModel, load_with_fallback
@@ -146,6 +148,12 @@ def build_service(
         parts.components.append(discovery)
     if outbox_sink is not None:
         parts.components.append(OutboxComponent(outbox_sink))
+    if (catalogue := open_catalogue(config.catalogue, state_directory(config), classifier, model)) is not None:
+        parts.catalogue = catalogue
+        parts.components.append(catalogue)  # reloads the index when it is rebuilt or another model serves
+    parts.taught = TaughtComponent(state_directory(config))  # taught classes: read now, again when they change
+    parts.taught.refresh(model.sha256, classifier.embedding_spec)
+    parts.components.append(parts.taught)
     loop = MainLoop(parts)
     stack.callback(loop.close)
     stack.callback(inbox.close)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from edge_classifier.model.classification import LabelScore
+from edge_classifier.catalogue.search import Match
+from edge_classifier.model.classification import Classification, LabelScore
 
 # The stages of one frame, in order; `publish` is measured after the payloads are sent.
 STAGES = ("capture", "preprocess", "inference", "postprocess", "publish", "total")
@@ -52,6 +53,10 @@ class FrameResult:
     top_k: tuple[LabelScore, ...]
     timings: StageTimings
     frame_age_ms: float
+    # The model's own output for this frame (its embedding is read only by the catalogue search), and the similar
+    # catalogue items found with it: None without a catalogue for the serving model (no `similar` in the payload).
+    classification: Classification | None = field(default=None, compare=False, repr=False)
+    similar: tuple[Match, ...] | None = None
 
     @property
     def best(self) -> LabelScore:

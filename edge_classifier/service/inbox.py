@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from edge_classifier.catalogue.search import Match
 from edge_classifier.config.settings import ResultConfig
 from edge_classifier.errors import BusyError, StoppedError
 from edge_classifier.model.classification import LabelScore
@@ -32,6 +33,9 @@ class Prediction:
     preprocess_ms: float
     inference_ms: float
     postprocess_ms: float
+    # Asked for a catalogue search (POST /api/search): the similar items, None when the serving model has no index.
+    similar: tuple[Match, ...] | None = None
+    search_ms: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,7 @@ class PredictRequest:
     image_bgr: npt.NDArray[np.uint8]
     top_k: int
     reply: Future[Prediction] = field(default_factory=Future)
+    search_top_n: int | None = None  # also search the catalogue for this many similar items (POST /api/search)
 
 
 @dataclass(frozen=True)

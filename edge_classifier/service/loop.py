@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from edge_classifier.capture.source import Frame, FrameSource
+from edge_classifier.catalogue.runtime import CatalogueRuntime
+from edge_classifier.learning.daemon import TaughtComponent
 from edge_classifier.model.classifier import Classifier
 from edge_classifier.model.identity import ModelInfo
 from edge_classifier.mqtt.client import Publisher
@@ -54,6 +56,8 @@ class LoopParts:
     components: list[Component] = field(default_factory=list)
     models: ModelKeeper = field(default_factory=ModelKeeper)  # the previous model, a swap's probation, the fallback
     reload: Callable[[MainLoop], None] | None = None  # re-reads the configuration (SIGHUP)
+    catalogue: CatalogueRuntime | None = None  # visual search: `similar` in results, when an index exists
+    taught: TaughtComponent | None = None  # classes taught on the device (edge-classifier teach), also in components
 
 
 class Component(Protocol):
@@ -82,7 +86,7 @@ def classify_frame(
     )
     height, width = frame.image_bgr.shape[:2]
     info = FrameInfo(frame.index, frame.captured_at, height, width)
-    return FrameResult(info, top, timings, 1000 * (clock() - frame.captured_at))
+    return FrameResult(info, top, timings, 1000 * (clock() - frame.captured_at), classification)
 
 
 class MainLoop:
@@ -143,6 +147,10 @@ class MainLoop:
     def _on_frame(self, frame: Frame) -> None:
         parts, clock = self.parts, self.parts.clock
         result = classify_live(self, frame)  # a model on probation after a swap is rolled back if it fails
+        if parts.taught is not None:
+            result = parts.taught.apply(result, parts.settings.top_k)
+        if parts.catalogue is not None:
+            result = parts.catalogue.annotate(result, parts.model)
         changed = self.voter.update(*result.best)
         now = clock()
         messages = parts.reporter.for_frame(result, self.voter.stable, changed, parts.model, parts.device_id, now)

@@ -55,7 +55,12 @@ def result_document(
         "model": model.as_dict(),
         "frame_age_ms": round(result.frame_age_ms, 2),
         "timing_ms": timing_document(result),
-    }
+    } | similar_document(result)
+
+
+def similar_document(result: FrameResult) -> dict[str, Any]:
+    """`similar`: the catalogue items like the frame, best first; nothing without a catalogue for the model."""
+    return {} if result.similar is None else {"similar": [match.as_dict() for match in result.similar]}
 
 
 def result_messages(topics: Topics, qos: int, document: dict[str, Any]) -> tuple[Message, Message]:

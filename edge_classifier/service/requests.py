@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import logging
+import time
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from edge_classifier.errors import EdgeClassifierError, InputError
+from edge_classifier.model.classification import Classification
 from edge_classifier.model.loading import LoadedModel
 from edge_classifier.service.hot_swap import check_can_swap, swap_in
 from edge_classifier.service.inbox import Prediction, PredictRequest, Request, SettingsRequest, SwapModelRequest
@@ -41,11 +44,20 @@ def predict(loop: MainLoop, request: PredictRequest) -> None:
     classifier = loop.parts.classifier
     result = classifier.classify(image)
     top = result.top_k(classifier.labels, request.top_k)
-    request.reply.set_result(
-        Prediction(
-            top, loop.parts.model, 1000 * result.preprocess_s, 1000 * result.inference_s, 1000 * result.postprocess_s
-        )
+    prediction = Prediction(
+        top, loop.parts.model, 1000 * result.preprocess_s, 1000 * result.inference_s, 1000 * result.postprocess_s
     )
+    if request.search_top_n is not None:
+        prediction = with_similar(loop, prediction, result, request.search_top_n)
+    request.reply.set_result(prediction)
+
+
+def with_similar(loop: MainLoop, prediction: Prediction, result: Classification, top_n: int) -> Prediction:
+    """The prediction with the catalogue items most like its image (similar None: no index for the serving model)."""
+    catalogue = loop.parts.catalogue
+    started = time.perf_counter()
+    similar = None if catalogue is None else catalogue.matches(result, loop.parts.model, top_n)
+    return replace(prediction, similar=similar, search_ms=1000 * (time.perf_counter() - started))
 
 
 def change_settings(loop: MainLoop, request: SettingsRequest) -> None:
