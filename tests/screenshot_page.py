@@ -1,8 +1,9 @@
 """Headless Chromium for the page's tests, and the README's screenshot of the page (deploy/preview.png).
 
 The browser is Debian's `chromium` driven by its `chromium-driver`, both named explicitly, so Selenium Manager is
-never asked to find (or download) anything. As a script it starts mosquitto and `edge-classifier run` on the
-looped sample video, opens the page, classifies one bundled example and saves the screenshot:
+never asked to find (or download) anything. As a script it builds a catalogue of the committed real photos (one
+item each) with `edge-classifier catalogue build`, starts mosquitto and `edge-classifier run` on the looped sample
+video, opens the page, classifies one bundled example (its similar items listed) and saves the screenshot:
 
     .venv/bin/python tests/screenshot_page.py [deploy/preview.png]
 """
@@ -10,6 +11,8 @@ looped sample video, opens the page, classifies one bundled example and saves th
 from __future__ import annotations
 
 import io
+import json
+import shutil
 import signal
 import sys
 import tempfile
@@ -21,13 +24,15 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from helpers import ROOT, SAMPLE_VIDEO, Broker, Daemon, free_port  # tests/ is on sys.path as the script's folder
+# tests/ is on sys.path as the script's folder
+from helpers import ROOT, SAMPLE_VIDEO, Broker, Daemon, free_port, run_cli
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 WAIT_S = 30.0
 SCREENSHOT = ROOT / "deploy" / "preview.png"
 SCREENSHOT_MAX_BYTES = 140 * 1024  # the README's image stays under 150 KB
+REAL_PHOTOS = ROOT / "tests" / "data" / "real-photos"
 
 
 def browser_missing() -> str | None:
@@ -112,10 +117,27 @@ def small_png(png: bytes, limit: int = SCREENSHOT_MAX_BYTES) -> bytes:
     return out.getvalue()
 
 
+def build_catalogue(workdir: Path) -> Path:
+    """A state directory whose catalogue has every committed real photo as an item (`<class> <n>`, a made-up price)."""
+    items = workdir / "items"
+    for kind in sorted(p for p in REAL_PHOTOS.iterdir() if p.is_dir()):
+        for n, photo in enumerate(sorted(kind.glob("*.jpg")), 1):
+            folder = items / f"{kind.name}-{n:02d}"
+            folder.mkdir(parents=True)
+            shutil.copy(photo, folder / photo.name)
+            item = {"id": folder.name, "name": f"{kind.name.capitalize()} {n}", "price": 9.9 + 5 * (n % 8)}
+            (folder / "item.json").write_text(json.dumps(item))
+    state = workdir / "state"
+    out = run_cli("catalogue", "build", str(items), "--set", f"state_dir={state}", "--set", "model.selftest=false")
+    if out.returncode != 0:
+        raise RuntimeError(f"catalogue build failed: {out.stderr.strip()}")
+    return state
+
+
 def take_screenshot(url: str, target: Path) -> int:
     driver = chrome()
     try:
-        set_viewport(driver, 1100, 820)
+        set_viewport(driver, 1100, 920)
         driver.get(url)
         wait(driver).until(live_label_shown)
         wait(driver).until(preview_loaded)
@@ -123,6 +145,9 @@ def take_screenshot(url: str, target: Path) -> int:
         driver.find_element(By.CSS_SELECTOR, '#examples button[data-src$="/shoes.jpg"]').click()
         assert "done" == wait(driver).until(predict_finished), text_of(driver, "predict-error")
         wait(driver).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#live-topk li")) > 0)
+        loaded = "return [...document.querySelectorAll('.similar img')].every((i) => i.complete && i.naturalWidth > 0)"
+        wait(driver).until(lambda d: d.execute_script(loaded))
+        wait(driver).until(lambda d: d.execute_script("window.scrollTo(0, 0); return window.scrollY === 0"))
         png = small_png(driver.get_screenshot_as_png())
     finally:
         driver.quit()
@@ -136,9 +161,10 @@ def main(argv: list[str]) -> int:
         return 2
     target = Path(argv[0]) if argv else SCREENSHOT
     with tempfile.TemporaryDirectory() as workdir:
+        state = build_catalogue(Path(workdir))
         broker = Broker(Path(workdir)).start()
         port = free_port()
-        daemon = start_daemon(broker.port, port)
+        daemon = start_daemon(broker.port, port, "--set", f"state_dir={state}")
         try:
             daemon.wait_for_line(lambda text: "HTTP interface on" in text, 60)
             size = take_screenshot(f"http://127.0.0.1:{port}/", target)

@@ -263,3 +263,119 @@ def test_with_a_token_the_page_asks_once_and_polls_frames_with_it(broker, tmp_pa
     finally:
         stop_daemon(daemon)
     assert TOKEN not in daemon.log
+
+
+# Visual search: a daemon with a catalogue (built with `edge-classifier catalogue build`) and a token.
+
+SEARCH_TOKEN = "browser-search-token-7d2c9e41"
+SHOP_URL = "https://shop.example/the-hat"
+
+
+@dataclass
+class Shop:
+    daemon: Daemon
+    port: int
+    items: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/"
+
+
+@pytest.fixture(scope="module")
+def shop(tmp_path_factory) -> Iterator[Shop]:
+    """The daemon classifying, in a loop, the photos of catalogue item shoes-1, with http.auth: token."""
+    from test_catalogue import make_catalogue, make_item, photos_of
+
+    root = tmp_path_factory.mktemp("browser-shop")
+    items = make_catalogue(root / "items")
+    make_item(items / "the-hat", "the-hat", photos_of("hat")[-1:], name="The hat", price=24.5, url=SHOP_URL)
+    state = root / "state"
+    built = run_cli("catalogue", "build", str(items), "--set", f"state_dir={state}", "--set", "model.selftest=false")
+    assert 0 == built.returncode, built.stderr
+    (root / "token").write_text(SEARCH_TOKEN + "\n")
+    broker = Broker(tmp_path_factory.mktemp("browser-shop-broker")).start()
+    port = free_port()
+    daemon = Daemon(
+        "--source", str(items / "shoes-1"), "--device-id", "browser-shop", "--set", "source.loop=true",
+        "--set", "source.fps=10", "--set", "mqtt.host=127.0.0.1", "--set", f"mqtt.port={broker.port}",
+        "--set", "http.enabled=true", "--set", f"http.port={port}", "--set", "http.auth=token",
+        "--set", f"http.token_file={root / 'token'}", "--set", f"state_dir={state}",
+    )  # fmt: skip
+    try:
+        daemon.wait_for_line(lambda text: "HTTP interface on" in text, 60)
+        yield Shop(daemon, port, items)
+    finally:
+        stop_daemon(daemon)
+        broker.stop()
+    assert "Traceback" not in daemon.log, daemon.log
+
+
+def open_with_token(driver: WebDriver, url: str) -> None:
+    driver.get(url)
+    form = driver.find_element(By.ID, "token-form")
+    wait(driver).until(lambda d: form.is_displayed())
+    driver.get_log("browser")  # drained: the 401 that asked for the token is expected
+    field = driver.find_element(By.ID, "token-input")
+    field.send_keys(SEARCH_TOKEN)
+    field.submit()
+    wait(driver).until(live_label_shown)
+
+
+def similar_items(driver: WebDriver, list_id: str) -> list[dict[str, str]]:
+    """The items the list shows: id, text, thumbnail src and whether it has loaded, link, target and rel."""
+    script = """return [...document.querySelectorAll('#' + arguments[0] + ' li')].map((li) => {
+        const img = li.querySelector('img'), a = li.querySelector('a');
+        return {id: li.dataset.id, text: li.innerText.replace(/\\s+/g, ' ').trim(), src: img.getAttribute('src') || '',
+                loaded: String(img.complete && img.naturalWidth > 0), href: a ? a.href : '',
+                target: a ? a.target : '', rel: a ? a.rel : ''};
+    });"""
+    return list(driver.execute_script(script, list_id))
+
+
+def thumbnails_loaded(list_id: str):
+    def check(driver: WebDriver) -> list[dict[str, str]] | bool:
+        items = similar_items(driver, list_id)
+        return items if items and all(item["loaded"] == "true" for item in items) else False
+
+    return check
+
+
+def thumbnail_status(port: int, item_id: str) -> int:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=WAIT_S)
+    try:
+        connection.request("GET", f"/api/catalogue/thumbnail/{item_id}")
+        response = connection.getresponse()
+        response.read()
+        return response.status
+    finally:
+        connection.close()
+
+
+def test_live_frame_shows_its_similar_catalogue_items(shop, driver):
+    """The live frame (a photo of item shoes-1) lists shoes-1 first, its thumbnail fetched with the token."""
+    open_with_token(driver, shop.url)
+    items = wait(driver).until(thumbnails_loaded("live-similar-list"))
+    problems = [entry["message"] for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+    assert ("shoes-1", "Item shoes-1 11.00 100.0%", True, [], 401, False) == (
+        items[0]["id"], items[0]["text"], all(item["src"].startswith("blob:") for item in items), problems,
+        thumbnail_status(shop.port, "shoes-1"), driver.find_element(By.ID, "answer-similar").is_displayed(),
+    )  # fmt: skip
+
+
+def test_uploaded_photo_shows_its_item_first_among_similar_items(shop, driver):
+    """An uploaded photo of item the-hat is sent to /api/search: the-hat first, with its price and shop link."""
+    set_viewport(driver, 390, 844, phone=True)
+    open_with_token(driver, shop.url)
+    photo = sorted((shop.items / "the-hat").glob("*.jpg"))[0]
+    driver.find_element(By.ID, "file-input").send_keys(str(photo))
+    state = wait(driver).until(predict_finished)
+    items = wait(driver).until(thumbnails_loaded("answer-similar-list"))
+    rows = driver.find_elements(By.CSS_SELECTOR, "#answer-similar-list li")
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", rows[0])
+    one_column = {row.rect["x"] for row in rows}
+    assert ("done", "", "the-hat", "The hat 24.50 100.0%", (SHOP_URL, "_blank", "noopener"), True, 1, 390) == (
+        state, text_of(driver, "predict-error"), items[0]["id"], items[0]["text"],
+        (items[0]["href"], items[0]["target"], items[0]["rel"]), items[0]["src"].startswith("blob:"),
+        len(one_column), driver.execute_script("return document.documentElement.scrollWidth"),
+    )  # fmt: skip

@@ -14,6 +14,11 @@ let frameTimer = null;
 let frameUrl = null;
 let started = false;
 let upload = null;
+let hasCatalogue = false; // the live result carries `similar`: photos go to /api/search, which answers it too
+let liveSimilarKey = null; // the live list drawn last, so that a poll with the same items redraws nothing
+const THUMBNAIL_ROUTE = "/api/catalogue/thumbnail/";
+const THUMBNAILS_KEPT = 100;
+const thumbnails = new Map(); // thumbnail URL -> Promise of a blob: URL (or null when it failed)
 
 function authHeaders() {
   return token ? { Authorization: `Bearer ${token}` } : {};
@@ -61,6 +66,72 @@ function renderTimings(dl, timings) {
     div.append(dt, dd);
     return div;
   }));
+}
+
+// -- similar catalogue items ---------------------------------------------------------------------------------
+
+// Thumbnails are fetched with the token (an <img src> cannot send it) and shown as blob: URLs, kept for the tab.
+function thumbnail(url) {
+  if (!thumbnails.has(url)) {
+    if (thumbnails.size >= THUMBNAILS_KEPT) {
+      for (const kept of thumbnails.values()) kept.then((blobUrl) => blobUrl && URL.revokeObjectURL(blobUrl));
+      thumbnails.clear();
+    }
+    const loaded = fetch(url, { headers: authHeaders() })
+      .then((response) => (response.ok ? response.blob() : null))
+      .then((blob) => (blob ? URL.createObjectURL(blob) : null))
+      .catch(() => null);
+    thumbnails.set(url, loaded);
+    loaded.then((blobUrl) => { if (!blobUrl) thumbnails.delete(url); }); // asked again next time
+  }
+  return thumbnails.get(url);
+}
+
+function price(value) {
+  return typeof value === "number" ? value.toFixed(2) : "";
+}
+
+function similarItem(item) {
+  const li = document.createElement("li");
+  li.dataset.id = item.id;
+  const img = document.createElement("img");
+  img.alt = "";
+  img.width = 64;
+  img.height = 64;
+  thumbnail(item.thumbnail || THUMBNAIL_ROUTE + encodeURIComponent(item.id)).then((url) => {
+    if (url) img.src = url;
+  });
+  const text = document.createElement("div");
+  text.className = "item-text";
+  let name = document.createElement("span");
+  if (item.url && /^https?:/i.test(item.url)) {
+    name = document.createElement("a");
+    name.href = item.url;
+    name.target = "_blank";
+    name.rel = "noopener";
+  }
+  name.className = "item-name";
+  name.textContent = item.name;
+  text.append(name);
+  if (typeof item.price === "number") {
+    const cost = document.createElement("span");
+    cost.className = "item-price";
+    cost.textContent = price(item.price);
+    text.append(cost);
+  }
+  const value = document.createElement("span");
+  value.className = "value";
+  value.textContent = pct(item.similarity);
+  value.title = "cosine similarity";
+  li.append(img, text, value);
+  return li;
+}
+
+// Hidden when ITEMS is not a list (no catalogue for the serving model); "none close enough" when it is empty.
+function renderSimilar(box, list, items) {
+  box.hidden = !Array.isArray(items);
+  list.replaceChildren(...(Array.isArray(items) ? items : []).map(similarItem));
+  box.querySelector(".empty").hidden = !Array.isArray(items) || items.length > 0;
 }
 
 // -- token (http.auth: token) -------------------------------------------------------------------------------
@@ -136,6 +207,13 @@ function renderLatest(doc) {
   $("frame-label").textContent = frame ? `${frame.label} ${pct(frame.score)}` : "–";
   renderBars($("live-topk"), frame ? frame.top_k : []);
   renderTimings($("live-timings"), frame ? frame.timing_ms : {});
+  const similar = doc.result ? doc.result.similar : undefined;
+  hasCatalogue = Array.isArray(similar);
+  const key = JSON.stringify(similar === undefined ? null : similar.map((item) => [item.id, item.similarity]));
+  if (key !== liveSimilarKey) {
+    liveSimilarKey = key;
+    renderSimilar($("live-similar"), $("live-similar-list"), similar);
+  }
 }
 
 // -- the live preview ---------------------------------------------------------------------------------------
@@ -216,7 +294,9 @@ function setStage(stage, text) {
   if (text) $("progress-text").textContent = text;
 }
 
-function predict(blob, name) {
+// With a catalogue the photo goes to /api/search (the label, top-k and timings, and the similar items); without
+// one, or when it answers 404 (no catalogue for the model now), to /api/predict.
+function predict(blob, name, route = hasCatalogue ? "/api/search" : "/api/predict") {
   if (upload) upload.abort();
   $("predict-error").textContent = "";
   $("answer").hidden = true;
@@ -230,7 +310,7 @@ function predict(blob, name) {
   form.append("image", blob, name);
   const xhr = new XMLHttpRequest();
   upload = xhr;
-  xhr.open("POST", "/api/predict");
+  xhr.open("POST", route);
   for (const [key, value] of Object.entries(authHeaders())) xhr.setRequestHeader(key, value);
   xhr.timeout = 60000;
   xhr.upload.addEventListener("progress", (event) => {
@@ -246,6 +326,11 @@ function predict(blob, name) {
     try {
       doc = JSON.parse(xhr.responseText);
     } catch (e) { /* not JSON */ }
+    if (xhr.status === 404 && route === "/api/search") {
+      hasCatalogue = false;
+      predict(blob, name, "/api/predict");
+      return;
+    }
     if (xhr.status === 200 && doc) {
       renderAnswer(doc);
       setStage("done");
@@ -271,6 +356,7 @@ function renderAnswer(doc) {
   $("answer-score").textContent = pct(doc.score);
   renderBars($("answer-topk"), doc.top_k);
   renderTimings($("answer-timings"), doc.timing_ms);
+  renderSimilar($("answer-similar"), $("answer-similar-list"), doc.items);
   $("answer").hidden = false;
   $("answer").scrollIntoView({ block: "nearest", behavior: "smooth" }); // below the fold on a phone
 }
