@@ -15,7 +15,7 @@ from edge_classifier.commands.context import CommandContext
 from edge_classifier.commands.handlers import COMMANDS
 from edge_classifier.commands.outcome import CommandError, Outcome, Pending, Result
 from edge_classifier.commands.reload import log_reload, reload_config
-from edge_classifier.commands.validation import RequestSchema, parse_payload, request_id, short
+from edge_classifier.commands.validation import MAX_PAYLOAD_BYTES, RequestSchema, parse_payload, request_id, short
 from edge_classifier.config.settings import Config, ConfigSource
 from edge_classifier.errors import BusyError, EdgeClassifierError
 from edge_classifier.mqtt.inbound import IncomingMessage
@@ -105,8 +105,10 @@ class CommandCenter:
         self._answer(loop, reply, result)
 
     def _run(self, loop: MainLoop, message: IncomingMessage, reply: Reply) -> Result:
+        command = COMMANDS.get(reply.name)
         try:
-            document: dict[str, Any] | None = parse_payload(message.payload)
+            limit = command.max_payload_bytes if command is not None else MAX_PAYLOAD_BYTES
+            document: dict[str, Any] | None = parse_payload(message.payload, limit)
             problem = None
         except CommandError as exc:
             document, problem = None, exc
@@ -116,7 +118,6 @@ class CommandCenter:
                 "refused", "a retained command is refused: it would run again at every reconnect; publish without "
                 "the retain flag (and clear it: mosquitto_pub -r -n -t TOPIC)",
             )  # fmt: skip
-        command = COMMANDS.get(reply.name)
         if command is None:
             known = ", ".join(COMMANDS)
             raise CommandError("invalid", f"unknown command {short(reply.name, 60)!r} (known: {known})")

@@ -10,11 +10,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from edge_classifier.commands.catalogue import MAX_ADD_PAYLOAD_BYTES, catalogue_add, catalogue_remove
 from edge_classifier.commands.context import CommandContext
 from edge_classifier.commands.outcome import CommandError, Outcome, Pending, Result
 from edge_classifier.commands.reload import reload_config
 from edge_classifier.commands.snapshot import DEFAULT_QUALITY, DEFAULT_WIDTH, encode_capped, snapshot_message
 from edge_classifier.commands.status import ping_data, status_data
+from edge_classifier.commands.validation import MAX_PAYLOAD_BYTES
 from edge_classifier.config.from_yaml import build_dataclass
 from edge_classifier.config.settings import ModelConfig, ResultConfig
 from edge_classifier.errors import BusyError, ConfigError, EdgeClassifierError, ModelError
@@ -38,6 +40,7 @@ class Command:
 
     handler: Handler
     precheck: Callable[[CommandContext, MainLoop, dict[str, Any]], object] | None = None
+    max_payload_bytes: int = MAX_PAYLOAD_BYTES
 
 
 def ping(context: CommandContext, loop: MainLoop, document: dict[str, Any]) -> Result:
@@ -149,4 +152,6 @@ COMMANDS: dict[str, Command] = {
     "snapshot": Command(snapshot),
     "model/load": Command(model_load),
     "model/rollback": Command(model_rollback),
+    "catalogue/add": Command(catalogue_add, max_payload_bytes=MAX_ADD_PAYLOAD_BYTES),
+    "catalogue/remove": Command(catalogue_remove),
 }

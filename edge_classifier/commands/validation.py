@@ -17,7 +17,7 @@ import fastjsonschema
 from edge_classifier.commands.outcome import CommandError
 
 SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
-MAX_PAYLOAD_BYTES = 8192  # a model path is the longest value a command takes (4096)
+MAX_PAYLOAD_BYTES = 8192  # a model path is the longest value a command takes (4096); catalogue/add: more
 MAX_MESSAGE_CHARS = 200  # of a value shown in an error: an acknowledgement stays short whatever was sent
 ID_MAX_CHARS = 128
 
@@ -57,10 +57,10 @@ def _kind(value: Any) -> str:
     return names.get(type(value), "a number")
 
 
-def parse_payload(payload: bytes) -> dict[str, Any]:
+def parse_payload(payload: bytes, limit: int = MAX_PAYLOAD_BYTES) -> dict[str, Any]:
     """The payload as a JSON object; CommandError (invalid) for anything else, too big, or not strictly JSON."""
-    if len(payload) > MAX_PAYLOAD_BYTES:
-        raise CommandError("invalid", f"payload is {len(payload)} bytes; a command takes at most {MAX_PAYLOAD_BYTES}")
+    if len(payload) > limit:
+        raise CommandError("invalid", f"payload is {len(payload)} bytes; a command takes at most {limit}")
     try:
         text = payload.decode("utf-8")
     except UnicodeDecodeError:

@@ -22,6 +22,7 @@ from werkzeug.wrappers import Request, Response
 
 from edge_classifier.catalogue.runtime import CatalogueRuntime
 from edge_classifier.errors import BusyError, InputError, StoppedError
+from edge_classifier.http import catalogue as catalogue_routes
 from edge_classifier.http.bodies import parse_top_k, read_predict_input
 from edge_classifier.http.documents import health_document, latest_document, predict_document, ready_document
 from edge_classifier.http.images import decode_image
@@ -56,6 +57,9 @@ ROUTES = Map(
         Rule("/api/predict", endpoint="predict", methods=["POST"]),
         Rule("/api/search", endpoint="search", methods=["POST"]),
         Rule("/api/catalogue/thumbnail/<path:item_id>", endpoint="thumbnail"),
+        Rule("/api/catalogue/items", endpoint="items", methods=["GET"]),
+        Rule("/api/catalogue/items", endpoint="add_item", methods=["POST"]),
+        Rule("/api/catalogue/items/<path:item_id>", endpoint="remove_item", methods=["DELETE"]),
         Rule("/api/latest", endpoint="latest"),
         Rule("/api/latest.jpg", endpoint="latest_jpg"),
         Rule("/stream.mjpg", endpoint="stream"),
@@ -219,6 +223,22 @@ class HttpApp:
         response = Response(jpeg, content_type="image/jpeg")
         response.headers["Cache-Control"] = "max-age=60"
         return response
+
+    def _items(self, request: Request) -> Response:
+        return json_response(catalogue_routes.items_document(self.parts.catalogue, self.parts.state.snapshot().model))
+
+    def _add_item(self, request: Request) -> Response:
+        """Photos decoded here within a prediction slot (memory), embedded and stored by the main loop."""
+        if not self._predict_slots.acquire(timeout=self.parts.config.predict_timeout_s):
+            raise RequestError(503, f"busy: {PREDICT_SLOTS} predictions are already in progress", {"Retry-After": "1"})
+        try:
+            document = catalogue_routes.add_item(request, self.parts.config, self.parts.inbox, time.perf_counter)
+        finally:
+            self._predict_slots.release()
+        return json_response(document, 201)
+
+    def _remove_item(self, request: Request, item_id: str) -> Response:
+        return json_response(catalogue_routes.remove_item(request, item_id, self.parts.inbox, time.perf_counter))
 
     def _predict(self, request: Request, search: bool = False) -> Response:
         started = time.perf_counter()

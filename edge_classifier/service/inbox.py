@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from edge_classifier.catalogue.items import ItemInfo
 from edge_classifier.catalogue.search import Match
 from edge_classifier.config.settings import ResultConfig
 from edge_classifier.errors import BusyError, StoppedError
@@ -69,7 +70,37 @@ class SwapModelRequest:
     verify_frames: int = PROBATION_FRAMES
 
 
-Request = PredictRequest | SettingsRequest | SwapModelRequest
+@dataclass(frozen=True)
+class CatalogueChange:
+    """The answer to a catalogue add or remove: the item, the catalogue's size after it, what it cost."""
+
+    item: ItemInfo
+    photos: int  # embedded (add), or the photos the removed item had
+    replaced: bool  # an item with this id was there before (add: replaced in place)
+    items: int  # in the catalogue afterwards
+    model: ModelInfo
+    embed_ms: float
+    save_ms: float
+
+
+@dataclass(frozen=True)
+class CatalogueAddRequest:
+    """Embed decoded photos (BGR, at least one) with the serving model and store them as one catalogue item."""
+
+    info: ItemInfo
+    images: tuple[npt.NDArray[np.uint8], ...]
+    reply: Future[CatalogueChange] = field(default_factory=Future)
+
+
+@dataclass(frozen=True)
+class CatalogueRemoveRequest:
+    """Remove one item from the serving model's catalogue."""
+
+    item_id: str
+    reply: Future[CatalogueChange] = field(default_factory=Future)
+
+
+Request = PredictRequest | SettingsRequest | SwapModelRequest | CatalogueAddRequest | CatalogueRemoveRequest
 
 
 class Inbox:

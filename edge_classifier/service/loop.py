@@ -103,6 +103,9 @@ class MainLoop:
 
     def run(self, stop: threading.Event) -> str:
         """Run until `stop` is set ("stopped") or a finite source has no more frames ("ended")."""
+        # The camera's state as it is now (a missing camera is found while the service is built), not as it was
+        # when the state was made: readers (/api/ready) see it before the first iteration's housekeeping.
+        self.parts.state.connections(self.parts.source.stats(), self.parts.publisher.stats())
         while not stop.is_set():
             if self.step() == "ended":
                 return "ended"

@@ -1,4 +1,4 @@
-"""Serving the inbox's requests on the main loop's thread: predict, settings change, model swap."""
+"""Serving the inbox's requests on the main loop's thread: predict, settings change, model swap, catalogue change."""
 
 from __future__ import annotations
 
@@ -9,11 +9,20 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from edge_classifier.catalogue.remote import serve_catalogue
 from edge_classifier.errors import EdgeClassifierError, InputError
 from edge_classifier.model.classification import Classification
 from edge_classifier.model.loading import LoadedModel
 from edge_classifier.service.hot_swap import check_can_swap, swap_in
-from edge_classifier.service.inbox import Prediction, PredictRequest, Request, SettingsRequest, SwapModelRequest
+from edge_classifier.service.inbox import (
+    CatalogueAddRequest,
+    CatalogueRemoveRequest,
+    Prediction,
+    PredictRequest,
+    Request,
+    SettingsRequest,
+    SwapModelRequest,
+)
 from edge_classifier.service.live_settings import LiveSettings
 from edge_classifier.service.voting import Voter
 
@@ -31,6 +40,8 @@ def serve_request(loop: MainLoop, request: Request) -> None:
         predict(loop, request)
     elif isinstance(request, SettingsRequest):
         change_settings(loop, request)
+    elif isinstance(request, CatalogueAddRequest | CatalogueRemoveRequest):
+        serve_catalogue(loop, request)
     else:
         swap_model(loop, request)
 
