@@ -86,6 +86,7 @@ def test_image_folder_build_learns_distinct_classes(tmp_path):
     assert (["coat", "dress", "shoe"], 18) == (document["labels"], document["metrics"]["int8"]["images"])
 
 
+@pytest.mark.slow  # each case imports TensorFlow in a subprocess (~5 s)
 @pytest.mark.parametrize(
     ("args", "message"),
     [

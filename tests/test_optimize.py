@@ -158,6 +158,7 @@ def test_lines_of_another_plan_are_neither_skipped_nor_reported(tmp_path):
     assert ({"b"}, ["b"]) == (sweep.done_names(path, "full"), [r["variant"] for r in latest(lines)[0]])
 
 
+@pytest.mark.slow  # each case imports TensorFlow in a subprocess (~5 s)
 @needs_tensorflow
 @pytest.mark.build
 @pytest.mark.parametrize(

@@ -5,6 +5,8 @@ import logging
 import signal
 import threading
 
+import pytest
+
 from edge_classifier.config.settings import ConfigSource
 from edge_classifier.mqtt.memory import MemoryPublisher
 from edge_classifier.service.compose import Seams, build_service
@@ -38,6 +40,7 @@ def test_status_and_reload_requests_are_served_by_the_loop(caplog):
     ), lines
 
 
+@pytest.mark.slow  # waits for status lines from a running daemon (~10 s)
 def test_daemon_survives_sighup_and_sigusr1_then_stops_cleanly(broker, daemons):
     """SIGHUP (a reload) and SIGUSR1 do not kill the daemon: it logs them, keeps publishing; SIGTERM says offline."""
     subscriber = Subscriber(broker.port, "edge-classifier/sig/#")

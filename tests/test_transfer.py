@@ -355,6 +355,7 @@ def test_transfer_options_that_cannot_work_are_one_line_errors(capsys, tmp_path,
     assert (1, [message]) == build_error(capsys, *args, "--output-dir", str(tmp_path))
 
 
+@pytest.mark.slow  # imports TensorFlow in a subprocess (~5 s)
 @needs_tensorflow
 @pytest.mark.build
 @pytest.mark.parametrize("check_images", ["20", "0"])
