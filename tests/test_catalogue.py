@@ -216,8 +216,8 @@ def test_an_index_of_another_model_or_length_is_refused(tmp_path):
 
 
 def test_after_a_swap_to_another_model_the_runtime_gives_no_similar_and_warns(tmp_path, caplog):
-    """A serving model without an index: no matches and a WARNING naming `catalogue build`; a rollback brings them
-    back, and a rebuilt index is loaded again."""
+    """A serving model without an index, the other model's index without stored photos: no matches and a WARNING
+    naming `catalogue build` and why no rebuild; a rollback brings them back, and a rebuilt index is loaded again."""
     save_index(tmp_path, small_index())
     runtime = CatalogueRuntime(CatalogueConfig(), tmp_path)
     frame = Classification(np.ones(1, np.float32), np.ones(1, np.float32), 0, 0, 0)
@@ -237,7 +237,8 @@ def test_after_a_swap_to_another_model_the_runtime_gives_no_similar_and_warns(tm
     assert ("coat", None, "coat", "cap") == (before[0].id, during, back[0].id, rebuilt[0].id)
     assert [
         "visual search is off while model new-model 2 serves: the catalogue was built with model test-model 1 "
-        "(sha256 aaaaaaaaaaaa), this is new-model 2 (sha256 cccccccccccc): run `edge-classifier catalogue build`"
+        "(sha256 aaaaaaaaaaaa), this is new-model 2 (sha256 cccccccccccc): run `edge-classifier catalogue build` "
+        "(the index of test-model 1 kept no photos, so it cannot be rebuilt for this model)"
     ] == [record.getMessage() for record in caplog.records]
 
 

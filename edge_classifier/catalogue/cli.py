@@ -17,6 +17,7 @@ from typing import Any
 
 from edge_classifier.catalogue.index import CatalogueIndex, embed_items, embedding_dims
 from edge_classifier.catalogue.items import find_item_folders
+from edge_classifier.catalogue.photos import forget_photos
 from edge_classifier.catalogue.store import index_path, load_index, other_models, rebuild_hint, save_index
 from edge_classifier.config.settings import Config, state_directory
 from edge_classifier.errors import InputError, ModelError
@@ -69,11 +70,15 @@ def run_command(args: argparse.Namespace, config: Config) -> int:
             print(f"removed {len(args.ids)} items; {len(updated)} left for {model.name} {model.version}")
             return 0
         started = time.monotonic()
-        items = embed_items(classifier, folders)
+        items = embed_items(classifier, folders, state_dir)
         elapsed = time.monotonic() - started
     base = existing or CatalogueIndex(model, dims, ())
     updated = CatalogueIndex(model, dims, tuple(items)) if command == "build" else base.with_items(items)
-    path = save_index(state_dir, updated)
+    try:
+        path = save_index(state_dir, updated)
+    except InputError:
+        forget_photos(state_dir, [name for item in items for name in item.photos])
+        raise
     photos = sum(len(item.vectors) for item in items)
     verb = "built" if command == "build" else "added"
     print(f"{verb} {len(items)} items ({photos} photos, {elapsed:.1f}s); the catalogue holds {len(updated)} items "

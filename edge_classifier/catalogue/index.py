@@ -13,11 +13,11 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import numpy.typing as npt
 
 from edge_classifier.catalogue.items import ItemFolder, ItemInfo
+from edge_classifier.catalogue.photos import forget_photos, shrunk_jpeg, store_photo
 from edge_classifier.errors import InputError, ModelError
 from edge_classifier.model.classifier import Classifier, read_image_bgr
 from edge_classifier.model.identity import ModelInfo
@@ -32,11 +32,13 @@ Vectors = npt.NDArray[np.float32]
 
 @dataclass(frozen=True)
 class CatalogueItem:
-    """One item: its description, a unit vector per photo, and its thumbnail (JPEG bytes, or the file holding them)."""
+    """One item: its description, a unit vector per photo, its thumbnail (JPEG bytes, or the file holding them) and
+    the names of its photos in the photo store (empty for an index written before photos were kept)."""
 
     info: ItemInfo
     vectors: Vectors  # photos x dims, float32, rows L2-normalised
     thumbnail: bytes | Path
+    photos: tuple[str, ...] = ()
 
     def thumbnail_bytes(self) -> bytes:
         return self.thumbnail if isinstance(self.thumbnail, bytes) else self.thumbnail.read_bytes()
@@ -86,16 +88,7 @@ class CatalogueIndex:
 
 def thumbnail_jpeg(frame_bgr: npt.NDArray[Any], size: int = THUMBNAIL_PX) -> bytes:
     """A small JPEG of the photo: its longer side SIZE pixels (never enlarged)."""
-    height, width = frame_bgr.shape[:2]
-    scale = min(1.0, size / max(height, width))
-    small: npt.NDArray[Any] = frame_bgr
-    if scale < 1.0:
-        small = cv2.resize(frame_bgr, (max(1, round(width * scale)), max(1, round(height * scale))),
-                           interpolation=cv2.INTER_AREA)  # fmt: skip
-    ok, encoded = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, THUMBNAIL_QUALITY])
-    if not ok:
-        raise InputError("a thumbnail could not be encoded as JPEG")
-    return bytes(encoded.tobytes())
+    return shrunk_jpeg(frame_bgr, size, THUMBNAIL_QUALITY)
 
 
 def embedding_dims(classifier: Classifier, model: ModelInfo) -> int:
@@ -108,22 +101,31 @@ def embedding_dims(classifier: Classifier, model: ModelInfo) -> int:
     return int(classifier.embedding_spec.shape[-1])
 
 
-def embed_items(classifier: Classifier, folders: list[ItemFolder]) -> list[CatalogueItem]:
-    """Every photo of every item through the model; InputError naming the first photo that is not a readable image.
+def embed_items(classifier: Classifier, folders: list[ItemFolder], state_dir: Path) -> list[CatalogueItem]:
+    """Every photo of every item through the model, and kept (downscaled) in the photo store for a later rebuild;
+    InputError naming the first photo that is not a readable image.
 
-    One item's photos are decoded at a time (a large catalogue never holds all its photos in memory); nothing is
-    written here, so a bad photo anywhere leaves the stored index as it was.
+    One item's photos are decoded at a time (a large catalogue never holds all its photos in memory); only the photo
+    store is written here, and the photos it stored are removed again on a failure, so a bad photo anywhere leaves
+    the stored index (and photos) as they were.
     """
-    items = []
-    for folder in folders:
-        rows = []
-        thumbnail = b""
-        for photo in folder.photos:
-            frame = read_image_bgr(photo)
-            embedding = classifier.classify(frame).embedding
-            assert embedding is not None  # the caller checked embedding_dims()
-            rows.append(embedding)
-            thumbnail = thumbnail or thumbnail_jpeg(frame)
-        items.append(CatalogueItem(folder.info, np.stack(rows).astype(np.float32), thumbnail))
-        logger.debug("item %s: %d photos", folder.info.id, len(rows))
+    items: list[CatalogueItem] = []
+    stored: list[str] = []
+    try:
+        for folder in folders:
+            rows, names = [], []
+            thumbnail = b""
+            for photo in folder.photos:
+                frame = read_image_bgr(photo)
+                embedding = classifier.classify(frame).embedding
+                assert embedding is not None  # the caller checked embedding_dims()
+                rows.append(embedding)
+                names.append(store_photo(state_dir, folder.info.id, frame))
+                stored.append(names[-1])
+                thumbnail = thumbnail or thumbnail_jpeg(frame)
+            items.append(CatalogueItem(folder.info, np.stack(rows).astype(np.float32), thumbnail, tuple(names)))
+            logger.debug("item %s: %d photos", folder.info.id, len(rows))
+    except BaseException:
+        forget_photos(state_dir, stored)  # the photo store as it was, too
+        raise
     return items

@@ -19,6 +19,7 @@ import numpy.typing as npt
 from edge_classifier.catalogue.cli import existing_index
 from edge_classifier.catalogue.index import CatalogueIndex, CatalogueItem, embedding_dims, thumbnail_jpeg
 from edge_classifier.catalogue.items import ItemInfo, item_info_from
+from edge_classifier.catalogue.photos import forget_photos, store_photo
 from edge_classifier.catalogue.store import save_index
 from edge_classifier.errors import BusyError, EdgeClassifierError, InputError
 from edge_classifier.service.inbox import CatalogueAddRequest, CatalogueChange, CatalogueRemoveRequest
@@ -95,16 +96,23 @@ def _add(loop: MainLoop, request: CatalogueAddRequest) -> CatalogueChange:
     if not request.images:
         raise InputError("no photo: an item needs at least one")
     started = time.perf_counter()
-    rows = []
-    for image in request.images:
-        embedding = parts.classifier.classify(image).embedding
-        assert embedding is not None  # embedding_dims() checked the model gives one
-        rows.append(embedding)
-    item = CatalogueItem(request.info, np.stack(rows).astype(np.float32), thumbnail_jpeg(request.images[0]))
-    embedded = time.perf_counter()
-    replaced = request.info.id in base.ids()
-    updated = base.with_items([item])
-    save_index(_state_dir(loop), updated)
+    rows: list[Any] = []
+    names: list[str] = []
+    try:
+        for image in request.images:
+            embedding = parts.classifier.classify(image).embedding
+            assert embedding is not None  # embedding_dims() checked the model gives one
+            rows.append(embedding)
+            names.append(store_photo(_state_dir(loop), request.info.id, image))  # kept for a rebuild for another model
+        item = CatalogueItem(request.info, np.stack(rows).astype(np.float32), thumbnail_jpeg(request.images[0]),
+                             tuple(names))  # fmt: skip
+        embedded = time.perf_counter()
+        replaced = request.info.id in base.ids()
+        updated = base.with_items([item])
+        save_index(_state_dir(loop), updated)
+    except BaseException:
+        forget_photos(_state_dir(loop), names)  # the photo store as it was, too
+        raise
     saved = time.perf_counter()
     _reload(loop, dims)
     logger.info("catalogue: item %s %s (%d photos); %d items", request.info.id,

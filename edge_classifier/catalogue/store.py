@@ -24,6 +24,7 @@ import numpy as np
 
 from edge_classifier.catalogue.index import CatalogueIndex, CatalogueItem
 from edge_classifier.catalogue.items import item_info_from
+from edge_classifier.catalogue.photos import PHOTOS_DIR, check_names, remove_unreferenced
 from edge_classifier.errors import InputError, ModelError, first_line
 from edge_classifier.model.identity import ModelInfo
 
@@ -56,7 +57,7 @@ def other_models(state_dir: Path, model: ModelInfo) -> list[ModelInfo]:
     root = catalogue_root(state_dir)
     found = []
     for entry in sorted(root.iterdir()) if root.is_dir() else []:
-        if entry.name.startswith(".") or entry.name == model.sha256:
+        if entry.name.startswith(".") or entry.name in (model.sha256, PHOTOS_DIR):
             continue
         with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
             document = json.loads((entry / INDEX_FILE).read_text(encoding="utf-8"))
@@ -101,14 +102,19 @@ def _from_document(document: dict[str, Any], vectors: Any, path: Path, model: Mo
     for entry, count in zip(document["items"], rows, strict=True):
         description = {key: entry[key] for key in ("id", "name", "price", "url", "class") if key in entry}
         info = item_info_from(description, path / INDEX_FILE)
-        items.append(CatalogueItem(info, vectors[start : start + count], path / entry["thumbnail"]))
+        photos = check_names(entry.get("photos", []), path / INDEX_FILE)
+        if photos and len(photos) != count:
+            raise ValueError(f"{INDEX_FILE}: item {info.id}: {len(photos)} stored photos for {count} vectors")
+        items.append(CatalogueItem(info, vectors[start : start + count], path / entry["thumbnail"], photos))
         start += count
     return CatalogueIndex(model, dims, tuple(items))
 
 
 def to_document(index: CatalogueIndex) -> dict[str, Any]:
     items = [
-        item.info.as_dict() | {"rows": len(item.vectors), "thumbnail": f"thumbs/{n:06d}.jpg"}
+        item.info.as_dict()
+        | {"rows": len(item.vectors), "thumbnail": f"thumbs/{n:06d}.jpg"}
+        | ({"photos": list(item.photos)} if item.photos else {})
         for n, item in enumerate(index.items)
     ]
     return {
@@ -188,5 +194,6 @@ def save_index(state_dir: Path, index: CatalogueIndex) -> Path:
     if old is not None and old != version:
         shutil.rmtree(old, ignore_errors=True)
     _remove_leftovers(link, version)
+    remove_unreferenced(state_dir)
     logger.info("catalogue: %d items, %d photos written to %s", len(index), index.matrix.shape[0], version)
     return link
