@@ -294,6 +294,21 @@ def test_rollback_without_a_previous_model_fails(unit):
     assert ("failed", True) == (ack["status"], ack["error"].startswith("no previous model to roll back to"))
 
 
+@pytest.mark.parametrize(
+    ("payload", "status", "error"),
+    [
+        ({"from_seq": 5, "to_seq": 4}, "invalid", "to_seq 4 is below from_seq 5"),
+        ({"from_seq": 1, "to_seq": 1001}, "invalid", "1001 seqs asked for; at most 1000 per request"),
+        ({"from_seq": 0}, "invalid", "from_seq: must be bigger than or equal to 1"),
+        ({"from_seq": 1}, "failed", "no outbox (outbox.enabled false or mqtt.qos 0): nothing is kept to replay"),
+    ],
+)
+def test_replay_requests_that_cannot_be_served_are_answered_with_why(unit, payload, status, error):
+    """A reversed or too long range is invalid; without an outbox (the rig's publisher seam) there is nothing kept."""
+    ack = unit.ask("replay", payload)
+    assert (status, error) == (ack["status"], ack["error"])
+
+
 def test_our_own_answers_are_not_taken_as_commands(unit):
     """cmd/# also matches cmd/ping/response: such a message is skipped, so no answer loops back."""
     unit.deliver(f"{BASE}/cmd/ping/response", "{}")

@@ -191,6 +191,56 @@ def test_an_acknowledged_row_is_deleted_a_denied_one_too_and_a_quota_refusal_kep
         assert ([seqs[2]], 1, 0) == (pending_seqs(outbox), outbox.stats().denied, outbox.deliveries.flying)
 
 
+def acknowledge_all(outbox: Outbox, code: int = 0) -> None:
+    """Every waiting row handed over and acknowledged with CODE, as the publisher and paho would."""
+    for mid, row in enumerate(outbox.rows_after(0, 1_000_000), 1):
+        outbox.deliveries.expect(row.id)
+        outbox.deliveries.published(mid, row.topic)
+        outbox.deliveries.acknowledged(mid, code)
+    outbox.settle()
+
+
+def test_acknowledged_results_are_kept_for_replay_the_newest_keep_acknowledged(tmp_path):
+    """With outbox.keep_acknowledged 3, five acknowledged results and one waiting: a replay request for 1-7 finds
+    seqs 3-5 kept, 6 waiting, and 1, 2 (beyond the bound) and 7 (never made) gone; kept across a reopen."""
+    path = tmp_path / "outbox.db"
+    with open_outbox_at(path, OutboxConfig(keep_acknowledged=3)) as outbox:
+        keep_results(outbox, 5)
+        acknowledge_all(outbox)
+        keep_results(outbox, 1)
+    with open_outbox_at(path, OutboxConfig(keep_acknowledged=3)) as outbox:
+        held = outbox.held(1, 7)
+        assert ([3, 4, 5], [6], [1, 2, 7], ["label-3", "label-4", "label-5"], 1) == (
+            [row.seq for row in held.acknowledged], held.waiting, held.gone,
+            [json.loads(row.payload)["label"] for row in held.acknowledged], outbox.stats().pending,
+        )  # fmt: skip
+
+
+def test_denied_results_and_keep_acknowledged_zero_keep_nothing_to_replay(tmp_path):
+    """A result the broker refused for good is not kept for replay; with keep_acknowledged 0 nothing is."""
+    with (
+        open_outbox_at(tmp_path / "a.db", OutboxConfig()) as denied,
+        open_outbox_at(tmp_path / "b.db", OutboxConfig(keep_acknowledged=0)) as none_kept,
+    ):
+        keep_results(denied, 2)
+        acknowledge_all(denied, 0x87)
+        keep_results(none_kept, 2)
+        acknowledge_all(none_kept)
+        assert ([1, 2], [1, 2]) == (denied.held(1, 2).gone, none_kept.held(1, 2).gone)
+
+
+def test_acknowledged_results_older_than_max_age_are_not_kept():
+    """The age bound covers the kept acknowledged results too."""
+    clock = [1000.0]
+    store = OutboxStore(sqlite3.connect(":memory:", isolation_level=None))
+    with Outbox(store, path=None, max_messages=100, max_age_s=60.0, keep_acknowledged=10, wall=lambda: clock[0]) as box:
+        keep_results(box, 2)
+        acknowledge_all(box)
+        clock[0] += 75
+        box.purge()
+        assert [1, 2] == box.held(1, 2).gone
+
+
 def test_a_file_that_is_not_a_database_is_moved_aside_and_a_new_one_started(tmp_path, caplog):
     """Garbage at the outbox's path: moved to <name>.corrupt-<time>, a fresh outbox, the metric, an ERROR line."""
     path = tmp_path / "outbox-unit.db"
@@ -213,7 +263,8 @@ def test_a_database_failing_its_integrity_check_is_moved_aside(tmp_path):
         for _ in range(200):  # about 30 pages of rows
             outbox.keep(Message("t", json.dumps({"seq": outbox.next_seq(), "pad": "x" * 500}), 1, True))
     damaged = bytearray(path.read_bytes())
-    damaged[5 * 4096 + 100 : 5 * 4096 + 400] = b"\xff" * 300
+    middle = len(damaged) // 4096 // 2 * 4096  # a page of result rows, whatever the tables before them
+    damaged[middle + 100 : middle + 400] = b"\xff" * 300
     path.write_bytes(bytes(damaged))
     with open_outbox_at(path, OutboxConfig()) as outbox:
         assert (1, 0, 1) == (outbox.stats().corrupt_recovered, outbox.stats().pending, outbox.next_seq())
@@ -299,16 +350,21 @@ def come_online(outbox_sink: OutboxPublisher) -> None:
     outbox_sink.on_connect()
 
 
+def send_acknowledged(outbox_sink: OutboxPublisher, outbox: Outbox, count: int) -> None:
+    """Online, then COUNT live results sent and acknowledged by the broker."""
+    come_online(outbox_sink)
+    for _ in range(count):
+        outbox_sink.send(result(outbox.next_seq(), "edge-classifier/sink/result"))
+    play_loop(outbox_sink, lambda: outbox.stats().pending == 0)
+
+
 def test_results_made_while_the_broker_is_away_go_out_after_it_returns_in_order_and_flagged(sink, tmp_path):
     """Three live results, the broker stopped, five more, the broker back: all eight in order, the five flagged
     and not retained but the newest, which is the retained state; the outbox is empty once they are acknowledged."""
     broker, outbox_sink, outbox, publisher = sink
     subscriber = SessionSubscriber(broker.port, "edge-classifier/sink/result", "outbox-sink-session")
     try:
-        come_online(outbox_sink)
-        for _ in range(3):
-            outbox_sink.send(result(outbox.next_seq(), "edge-classifier/sink/result"))
-        play_loop(outbox_sink, lambda: outbox.stats().pending == 0)
+        send_acknowledged(outbox_sink, outbox, 3)
         broker.stop()
         play_loop(outbox_sink, lambda: not publisher.stats().connected)
         for _ in range(5):
@@ -362,6 +418,28 @@ def test_a_restart_replays_what_the_last_process_left_before_new_results(sink, t
 def attempt_lines(port: int) -> Callable[[str], bool]:
     """The daemon's DEBUG line before each new connection attempt (after a failure or a lost connection)."""
     return lambda line: f"next connection attempt to 127.0.0.1:{port} in" in line
+
+
+def test_a_replay_request_sends_acknowledged_results_again_flagged_and_not_retained(sink, tmp_path):
+    """Five results acknowledged by mosquitto, then a replay of seqs 2-4: the three arrive again, in order, flagged
+    `replayed`, and the retained result is still seq 5; seq 9 (never made) is named as gone."""
+    broker, outbox_sink, outbox, _ = sink
+    subscriber = SessionSubscriber(broker.port, "edge-classifier/sink/result", "outbox-replay-session")
+    try:
+        send_acknowledged(outbox_sink, outbox, 5)
+        subscriber.wait_for(result_count(5))
+        done = outbox_sink.replay(2, 4)
+        subscriber.wait_for(result_count(8))
+        again = subscriber.results()[5:]
+    finally:
+        subscriber.close()
+    retained = SessionSubscriber(broker.port, "edge-classifier/sink/result", "outbox-replay-retained")
+    retained.wait_for(result_count(1))
+    retained.close()
+    assert ((3, 0, [], []), [2, 3, 4], [True] * 3, 5, [9]) == (
+        (done.sent, done.unsent, done.waiting, done.gone), [r["seq"] for r in again],
+        [r["replayed"] for r in again], retained.results()[0]["seq"], outbox_sink.replay(9, 9).gone,
+    )  # fmt: skip
 
 
 @pytest.mark.slow

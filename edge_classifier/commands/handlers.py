@@ -14,6 +14,7 @@ from edge_classifier.commands.catalogue import MAX_ADD_PAYLOAD_BYTES, catalogue_
 from edge_classifier.commands.context import CommandContext
 from edge_classifier.commands.outcome import CommandError, Outcome, Pending, Result
 from edge_classifier.commands.reload import reload_config
+from edge_classifier.commands.replay import replay
 from edge_classifier.commands.snapshot import DEFAULT_QUALITY, DEFAULT_WIDTH, encode_capped, snapshot_message
 from edge_classifier.commands.status import ping_data, status_data
 from edge_classifier.commands.validation import MAX_PAYLOAD_BYTES
@@ -154,4 +155,5 @@ COMMANDS: dict[str, Command] = {
     "model/rollback": Command(model_rollback),
     "catalogue/add": Command(catalogue_add, max_payload_bytes=MAX_ADD_PAYLOAD_BYTES),
     "catalogue/remove": Command(catalogue_remove),
+    "replay": Command(replay),
 }

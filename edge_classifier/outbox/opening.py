@@ -62,7 +62,7 @@ def open_outbox_at(path: Path, settings: OutboxConfig) -> Outbox:
         else:
             return Outbox(
                 store, path=path, max_messages=settings.max_messages, max_age_s=settings.max_age_s,
-                corrupt_recovered=corrupt,
+                keep_acknowledged=settings.keep_acknowledged, corrupt_recovered=corrupt,
             )  # fmt: skip
     raise AssertionError("unreachable")  # pragma: no cover
 
@@ -126,5 +126,5 @@ def _in_memory(path: Path, settings: OutboxConfig, exc: BaseException, corrupt: 
     db = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
     return Outbox(
         OutboxStore(db), path=None, max_messages=settings.max_messages, max_age_s=settings.max_age_s,
-        corrupt_recovered=corrupt,
+        keep_acknowledged=settings.keep_acknowledged, corrupt_recovered=corrupt,
     )  # fmt: skip

@@ -20,6 +20,15 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
+class Held:
+    """The answer to a replay request for a range of seqs."""
+
+    acknowledged: list[Row]  # sent and acknowledged, still kept (outbox.keep_acknowledged): they can go again
+    waiting: list[int]  # not acknowledged yet: they go out anyway, as soon as the broker takes them
+    gone: list[int]  # held no more: dropped by the bounds, or never made (seq jumps after a corrupt outbox)
+
+
+@dataclass(frozen=True)
 class OutboxStats:
     """The `outbox` object of the metrics payload; counters since start."""
 
@@ -42,6 +51,7 @@ class Outbox:
         path: Path | None,
         max_messages: int,
         max_age_s: float,
+        keep_acknowledged: int = 0,
         corrupt_recovered: int = 0,
         wall: Callable[[], float] = time.time,
     ):
@@ -50,6 +60,7 @@ class Outbox:
         self._store = store
         self._max_messages = max_messages
         self._max_age_s = max_age_s
+        self._keep_acknowledged = keep_acknowledged
         self._wall = wall
         self._corrupt_recovered = corrupt_recovered
         self._dropped = self._denied = self._replayed = self._errors = 0
@@ -98,16 +109,30 @@ class Outbox:
             return False
 
     def settle(self) -> None:
-        """Apply the PUBACKs that came: acknowledged rows go, and refused ones too unless the broker was only full."""
+        """Apply the PUBACKs that came: acknowledged rows move to the kept ones, refused ones go unless the broker was
+        only full."""
         for row_id, code in self.deliveries.settled():
             if FAILURE <= code and code != QUOTA_EXCEEDED:
                 self._denied += 1  # the publisher logs the denial with its topic and reason
             elif code == QUOTA_EXCEEDED:
                 continue  # sent again on the next connection
             try:
-                self._store.delete(row_id)
+                if code < FAILURE:
+                    self._store.acknowledge(row_id, self._keep_acknowledged)
+                else:
+                    self._store.delete(row_id)
             except sqlite3.Error as exc:
                 self._failed("delete", exc)
+
+    def held(self, first: int, last: int) -> Held:
+        """What the outbox holds of the results with a seq from FIRST to LAST (a replay request)."""
+        try:
+            rows, waiting = self._store.by_seq(first, last)
+        except sqlite3.Error as exc:
+            self._failed("read", exc)
+            rows, waiting = [], set()
+        found = {row.seq for row in rows} | waiting
+        return Held(rows, sorted(waiting), [seq for seq in range(first, last + 1) if seq not in found])
 
     def purge(self) -> None:
         """Drop the rows older than outbox.max_age_s (the oldest first, like any drop)."""

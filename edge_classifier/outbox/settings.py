@@ -20,7 +20,10 @@ class OutboxConfig:
     # The oldest results are dropped first (counted in metrics) beyond this many: with top_k 3 a result is
     # about 0.5 kB, so the default holds about 5 MB.
     max_messages: int = field(default=10000, metadata=_limits(1, 10_000_000))
-    # Results older than this (wall clock) are dropped, sent or not.
+    # Acknowledged results kept, the newest, so that a subscriber beyond a bridge that finds a gap in seq can ask
+    # for them again (cmd/replay); 0 keeps none. About 5 MB at the default.
+    keep_acknowledged: int = field(default=10000, metadata=_limits(0, 10_000_000))
+    # Results older than this (wall clock) are dropped, sent or not, acknowledged or not.
     max_age_s: float = field(default=7 * 86400.0, metadata=_limits(60, 366 * 86400))
     # SQLite's synchronous setting in WAL mode. normal: a result survives a crash or SIGKILL of the daemon, and
     # the database a power cut, but results of the last half minute or so (not yet written back by the kernel)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from edge_classifier.mqtt.client import Publisher, PublisherStats
@@ -19,6 +20,16 @@ if TYPE_CHECKING:
 WINDOW = 100
 # How often rows older than outbox.max_age_s are looked for.
 PURGE_INTERVAL_S = 60.0
+
+
+@dataclass(frozen=True)
+class Replayed:
+    """What a replay request did."""
+
+    sent: int  # acknowledged results sent again
+    unsent: int  # acknowledged results not sent: the connection went
+    waiting: list[int]  # seqs not acknowledged yet, which go out by themselves
+    gone: list[int]  # seqs the outbox holds no more
 
 
 class OutboxPublisher:
@@ -66,6 +77,17 @@ class OutboxPublisher:
 
     def close(self) -> None:
         self._inner.close()
+
+    def replay(self, first: int, last: int) -> Replayed:
+        """Send again the acknowledged results with a seq from FIRST to LAST (cmd/replay), flagged `replayed`."""
+        held = self._outbox.held(first, last)
+        sent = 0
+        for row in held.acknowledged:
+            if not self._inner.send(_replay(row.topic, row.payload, retain=False)):
+                break  # the connection went: the requester asks again
+            self._outbox.count_replayed()
+            sent += 1
+        return Replayed(sent, len(held.acknowledged) - sent, held.waiting, held.gone)
 
     # the component's work ---------------------------------------------------------------------------------
     def on_connect(self) -> None:

@@ -1,4 +1,4 @@
-"""The outbox's SQLite tables: result rows in the order they were written, and the seq that outlives the process."""
+"""The outbox's SQLite tables: result rows waiting, acknowledged ones kept for replay requests, and the seq."""
 
 from __future__ import annotations
 
@@ -6,12 +6,17 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 # AUTOINCREMENT: a row id is never used twice, so id order is write order across restarts too.
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS results (id INTEGER PRIMARY KEY AUTOINCREMENT, seq INTEGER NOT NULL, "
     "created REAL NOT NULL, topic TEXT NOT NULL, payload TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL)",
+    # Acknowledged rows, under their first id, for cmd/replay: a subscriber beyond a bridge may still miss them.
+    "CREATE TABLE IF NOT EXISTS acknowledged (id INTEGER PRIMARY KEY, seq INTEGER NOT NULL, "
+    "created REAL NOT NULL, topic TEXT NOT NULL, payload TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS acknowledged_seq ON acknowledged (seq)",
     "INSERT OR IGNORE INTO counters (name, value) VALUES ('seq', 0)",
 )
 
@@ -42,6 +47,7 @@ class OutboxStore:
         self._db.execute("SELECT id, seq, created, topic, payload FROM results LIMIT 0").fetchall()
         self.last_seq = int(self._db.execute("SELECT value FROM counters WHERE name = 'seq'").fetchone()[0])
         self.count = int(self._db.execute("SELECT count(*) FROM results").fetchone()[0])
+        self.acknowledged = int(self._db.execute("SELECT count(*) FROM acknowledged").fetchone()[0])
         self._closed = False
 
     @contextmanager
@@ -71,6 +77,32 @@ class OutboxStore:
         self.count -= deleted
         return deleted > 0
 
+    def acknowledge(self, row_id: int, keep: int) -> bool:
+        """Move a row to the acknowledged ones, of which the newest KEEP stay; False if it was gone already."""
+        with self._transaction():
+            moved = 0
+            if keep > 0:
+                moved = self._db.execute("INSERT OR IGNORE INTO acknowledged SELECT * FROM results WHERE id = ?",
+                                         (row_id,)).rowcount  # fmt: skip
+            deleted = self._db.execute("DELETE FROM results WHERE id = ?", (row_id,)).rowcount
+            self.acknowledged += moved
+            if self.acknowledged > keep:
+                self.acknowledged -= self._db.execute(
+                    "DELETE FROM acknowledged WHERE id IN (SELECT id FROM acknowledged ORDER BY id LIMIT ?)",
+                    (self.acknowledged - keep,),
+                ).rowcount
+        self.count -= deleted
+        return deleted > 0
+
+    def by_seq(self, first: int, last: int) -> tuple[list[Row], set[int]]:
+        """The acknowledged rows with a seq from FIRST to LAST, oldest first, and the seqs of those still waiting."""
+        rows = self._db.execute(
+            "SELECT id, seq, created, topic, payload FROM acknowledged WHERE seq BETWEEN ? AND ? ORDER BY id",
+            (first, last),
+        ).fetchall()
+        waiting = self._db.execute("SELECT seq FROM results WHERE seq BETWEEN ? AND ?", (first, last)).fetchall()
+        return _rows(rows), {int(seq) for (seq,) in waiting}
+
     def contains(self, row_id: int) -> bool:
         return self._db.execute("SELECT 1 FROM results WHERE id = ?", (row_id,)).fetchone() is not None
 
@@ -79,9 +111,7 @@ class OutboxStore:
         rows = self._db.execute(
             "SELECT id, seq, created, topic, payload FROM results WHERE id > ? ORDER BY id LIMIT ?", (row_id, limit)
         ).fetchall()
-        return [
-            Row(int(i), int(seq), float(created), str(topic), str(payload)) for i, seq, created, topic, payload in rows
-        ]
+        return _rows(rows)
 
     def drop_oldest(self, keep: int) -> int:
         """Delete the oldest rows beyond KEEP; how many went."""
@@ -96,6 +126,7 @@ class OutboxStore:
 
     def drop_older_than(self, cutoff: float) -> int:
         """Delete the rows written before CUTOFF (wall clock); how many went."""
+        self.acknowledged -= self._db.execute("DELETE FROM acknowledged WHERE created < ?", (cutoff,)).rowcount
         dropped = self._db.execute("DELETE FROM results WHERE created < ?", (cutoff,)).rowcount
         self.count -= dropped
         return int(dropped)
@@ -111,3 +142,7 @@ class OutboxStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _rows(found: list[Any]) -> list[Row]:
+    return [Row(int(i), int(seq), float(when), str(topic), str(payload)) for i, seq, when, topic, payload in found]

@@ -147,6 +147,7 @@ def build_service(
     if (discovery := discovery_component(config, topics, keep_record=seams.publisher is None)) is not None:
         parts.components.append(discovery)
     if outbox_sink is not None:
+        parts.results = outbox_sink
         parts.components.append(OutboxComponent(outbox_sink))
     if (catalogue := open_catalogue(config.catalogue, state_directory(config), classifier, model)) is not None:
         parts.catalogue = catalogue

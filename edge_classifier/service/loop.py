@@ -15,6 +15,7 @@ from edge_classifier.learning.daemon import TaughtComponent
 from edge_classifier.model.classifier import Classifier
 from edge_classifier.model.identity import ModelInfo
 from edge_classifier.mqtt.client import Publisher
+from edge_classifier.outbox.sink import OutboxPublisher
 from edge_classifier.service.frame_result import FrameInfo, FrameResult, StageTimings
 from edge_classifier.service.hot_swap import ModelKeeper, classify_live
 from edge_classifier.service.inbox import Inbox
@@ -58,6 +59,7 @@ class LoopParts:
     reload: Callable[[MainLoop], None] | None = None  # re-reads the configuration (SIGHUP)
     catalogue: CatalogueRuntime | None = None  # visual search: `similar` in results, when an index exists
     taught: TaughtComponent | None = None  # classes taught on the device (edge-classifier teach), also in components
+    results: OutboxPublisher | None = None  # the outbox's publisher (also `publisher`): replays seqs (cmd/replay)
 
 
 class Component(Protocol):
