@@ -12,6 +12,7 @@ import time
 import uuid
 
 import jsonschema
+import numpy as np
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt import publish
@@ -22,6 +23,7 @@ from edge_classifier.homeassistant.component import HomeAssistantDiscovery
 from edge_classifier.homeassistant.discovery import DeviceInfo, build_discovery, discovery_messages
 from edge_classifier.homeassistant.entities import COMMAND_BUTTONS, COMMAND_TEMPLATE, entities, jinja_string, label_keys
 from edge_classifier.homeassistant.settings import HomeAssistantConfig
+from edge_classifier.learning.taught import TaughtClasses
 from edge_classifier.mqtt.inbound import IncomingMessage
 from edge_classifier.mqtt.memory import MemoryPublisher
 from edge_classifier.mqtt.topics import Topics
@@ -189,6 +191,24 @@ def test_new_labels_remove_lost_entities_from_the_device_config(broker, subscrib
     assert [{"p": "binary_sensor"}] * 3 == [removal["cmps"][key] for key in lost]
     assert ([], now) == ([key for key in lost if key in final["cmps"]], final)
     assert (["zero", "fifty", "cat", "unknown"], sorted(final["cmps"])) == (options(now), sorted(record))
+
+
+def test_a_taught_class_joins_the_label_options_and_leaves_them_when_forgotten(broker, subscriber, tmp_path):
+    """A class taught on the device is a state the label sensor can take: published among its options (and its
+    binary sensor) once taught, removed once forgotten."""
+    topic = DEVICE_TOPIC.format("ha-unit")
+    with in_process(broker.port, tmp_path) as (service, _):
+        step_until(service, lambda: arrived(subscriber, topic))
+        taught = TaughtClasses(FAKE_MODEL.sha256, 4).teach("scarf", [np.array([1, 0, 0, 0], dtype=np.float32)])
+        service.loop.parts.taught.taught = taught
+        step_until(service, lambda: len(arrived(subscriber, topic)) == 2)
+        with_scarf = json.loads(retained(broker.port)[topic])
+        service.loop.parts.taught.taught = taught.forget("scarf")
+        step_until(service, lambda: len(arrived(subscriber, topic)) == 4)  # the removal, then the final config
+    now = json.loads(retained(broker.port)[topic])
+    assert ([*FAKE_LABELS, "scarf", "unknown"], True, [*FAKE_LABELS, "unknown"], False) == (
+        options(with_scarf), "label_scarf" in with_scarf["cmps"], options(now), "label_scarf" in now["cmps"],
+    )  # fmt: skip
 
 
 def test_component_mode_publishes_one_config_per_entity_and_clears_lost_ones(broker, subscriber, tmp_path):

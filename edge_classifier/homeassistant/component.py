@@ -49,9 +49,8 @@ class HomeAssistantDiscovery:
         self.publish(loop, "connected")
 
     def tick(self, loop: MainLoop, now: float) -> None:
-        labels = loop.parts.classifier.labels
-        if self._labels is not None and labels is not self._labels and labels != self._labels:
-            self.publish(loop, "the model's labels changed")
+        if self._labels is not None and published_labels(loop) != self._labels:
+            self.publish(loop, "the labels changed (another model, or a class taught or forgotten)")
         elif self.republish_at is not None and now >= self.republish_at:
             self.publish(loop, "Home Assistant started")
 
@@ -63,8 +62,8 @@ class HomeAssistantDiscovery:
             self.republish_at = now + self.settings.republish_grace_s
 
     def publish(self, loop: MainLoop, reason: str) -> None:
-        """Send the config for the model's current labels, clearing what the previous publication had and this lacks."""
-        labels = tuple(loop.parts.classifier.labels)
+        """Send the config for the current labels, clearing what the previous publication had and this lacks."""
+        labels = published_labels(loop)
         discovery = build_discovery(self.settings, self.topics, self.device, labels)
         messages = discovery_messages(discovery, self._published)
         lost = _lost(self._published, discovery)
@@ -88,6 +87,14 @@ class HomeAssistantDiscovery:
         if declared != self._published and self.record is not None:
             self.record.save(declared)
         self._published = declared
+
+
+def published_labels(loop: MainLoop) -> tuple[str, ...]:
+    """The model's labels, then the classes taught for it: a label sensor is an enum, and Home Assistant refuses
+    a state that is not among its options."""
+    labels = tuple(loop.parts.classifier.labels)
+    taught = loop.parts.taught.taught if loop.parts.taught is not None else None
+    return labels if taught is None else labels + tuple(label for label in taught.labels if label not in labels)
 
 
 def _lost(published: Declared, discovery: Discovery) -> list[str]:
