@@ -18,7 +18,7 @@ import numpy as np
 
 from edge_classifier import __version__
 from edge_classifier.catalogue import cli as catalogue_cli
-from edge_classifier.config.settings import Config, ConfigSource, mqtt_password
+from edge_classifier.config.settings import Config, ConfigSource, mqtt_password, state_directory
 from edge_classifier.errors import EdgeClassifierError, InputError
 from edge_classifier.learning import cli as learning_cli
 
@@ -182,6 +182,7 @@ def cmd_run(config: Config, source: ConfigSource | None = None) -> int:
 
 
 def cmd_classify(config: Config, images: list[Path], top_k: int, as_json: bool) -> int:
+    from edge_classifier.learning.daemon import TaughtComponent
     from edge_classifier.model.classifier import read_image_bgr
     from edge_classifier.model.loading import open_classifier
     from edge_classifier.mqtt.client import tls_context
@@ -189,8 +190,10 @@ def cmd_classify(config: Config, images: list[Path], top_k: int, as_json: bool) 
     if config.mqtt.tls:
         tls_context(config.mqtt.ca_file)
     classifier, model = open_classifier(config.model)
+    taught = TaughtComponent(state_directory(config))  # the answer `run` would give, taught classes included
     failures = 0
     with classifier:
+        taught.refresh(model.sha256, classifier.embedding_spec)
         for path in images:
             try:
                 frame = read_image_bgr(path)
@@ -199,7 +202,7 @@ def cmd_classify(config: Config, images: list[Path], top_k: int, as_json: bool) 
                 failures += 1
                 continue
             result = classifier.classify(frame)
-            top = result.top_k(classifier.labels, top_k)
+            top = taught.top_k(result.top_k(classifier.labels, top_k), result, top_k)
             if as_json:
                 print(json.dumps({
                     "image": str(path), "label": top[0][0], "score": round(top[0][1], 4),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,6 +19,7 @@ from edge_classifier.errors import InputError
 from edge_classifier.learning.combine import DEFAULT_RULE, TaughtRule, combine
 from edge_classifier.learning.store import load_taught, taught_path
 from edge_classifier.learning.taught import TaughtClasses
+from edge_classifier.model.classification import Classification, LabelScore
 from edge_classifier.model.runner import TensorSpec
 from edge_classifier.service.frame_result import FrameResult
 
@@ -81,7 +83,13 @@ class TaughtComponent:
         if self.taught is None or result.classification is None:
             return result
         started = time.perf_counter()
-        top = combine(result.top_k, self.taught.match(result.classification.embedding), k, self.rule)
+        top = self.top_k(result.top_k, result.classification, k)
         spent_ms = 1000 * (time.perf_counter() - started)
         timings = dataclasses.replace(result.timings, postprocess_ms=result.timings.postprocess_ms + spent_ms)
         return dataclasses.replace(result, top_k=top, timings=timings)
+
+    def top_k(self, trained: Sequence[LabelScore], classification: Classification, k: int) -> tuple[LabelScore, ...]:
+        """The final top-k of one image (a frame, or a photo sent to /api/predict) from the trained head's top-k."""
+        if self.taught is None:
+            return tuple(trained[:k])
+        return combine(trained, self.taught.match(classification.embedding), k, self.rule)

@@ -54,10 +54,13 @@ def predict(loop: MainLoop, request: PredictRequest) -> None:
         return
     classifier = loop.parts.classifier
     result = classifier.classify(image)
+    started = time.perf_counter()
     top = result.top_k(classifier.labels, request.top_k)
-    prediction = Prediction(
-        top, loop.parts.model, 1000 * result.preprocess_s, 1000 * result.inference_s, 1000 * result.postprocess_s
-    )
+    if loop.parts.taught is not None:  # a photo is answered as a camera frame would be, taught classes included
+        top = loop.parts.taught.top_k(top, result, request.top_k)
+    postprocess_ms = 1000 * (result.postprocess_s + time.perf_counter() - started)
+    model = loop.parts.model
+    prediction = Prediction(top, model, 1000 * result.preprocess_s, 1000 * result.inference_s, postprocess_ms)
     if request.search_top_n is not None:
         prediction = with_similar(loop, prediction, result, request.search_top_n)
     request.reply.set_result(prediction)
