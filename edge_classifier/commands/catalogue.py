@@ -32,7 +32,8 @@ MAX_PHOTO_CHARS = 4 * -(-MAX_PHOTO_BYTES // 3)  # its base64 form (699052 charac
 MAX_ADD_PAYLOAD_BYTES = MAX_PHOTOS * MAX_PHOTO_CHARS + MAX_PAYLOAD_BYTES
 
 
-def _photo(text: str, max_pixels: int) -> Image:
+def decode_photo(text: str, max_pixels: int) -> Image:
+    """A base64 photo decoded and shrunk; RequestError naming what is wrong with it."""
     try:
         data = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
@@ -41,6 +42,20 @@ def _photo(text: str, max_pixels: int) -> Image:
         raise RequestError(413, f"{len(data)} bytes, more than {MAX_PHOTO_BYTES}")
     image, _ = decode_image(data, max_pixels)
     return shrunk(image)
+
+
+def decode_photos(texts: list[str], max_pixels: int) -> tuple[list[Image], list[dict[str, Any]]]:
+    """The base64 photos that decode, and the others by number (from 1) with why; CommandError when none does."""
+    images, skipped = [], []
+    for number, text in enumerate(texts, start=1):
+        try:
+            images.append(decode_photo(text, max_pixels))
+        except RequestError as exc:
+            skipped.append({"photo": number, "reason": str(exc)})
+    if not images:
+        reasons = "; ".join(f"photo {entry['photo']}: {entry['reason']}" for entry in skipped)
+        raise CommandError("invalid", f"no usable photo: {reasons}")
+    return images, skipped
 
 
 def _settle(future: Future[Any], skipped: list[dict[str, Any]] | None) -> Outcome:
@@ -60,15 +75,7 @@ def catalogue_add(context: CommandContext, loop: MainLoop, document: dict[str, A
         info = item_info(document["item"])
     except InputError as exc:
         raise CommandError("invalid", str(exc)) from None
-    images, skipped = [], []
-    for number, text in enumerate(document["photos"], start=1):
-        try:
-            images.append(_photo(text, context.config.http.max_image_pixels))
-        except RequestError as exc:
-            skipped.append({"photo": number, "reason": str(exc)})
-    if not images:
-        reasons = "; ".join(f"photo {entry['photo']}: {entry['reason']}" for entry in skipped)
-        raise CommandError("invalid", f"no usable photo: {reasons}")
+    images, skipped = decode_photos(document["photos"], context.config.http.max_image_pixels)
     request = CatalogueAddRequest(info, tuple(images))
     serve_catalogue(loop, request)  # on this, the loop's, thread: between two frames
     waiting = Outcome("accepted", {"item": info.as_dict(), "photos_skipped": skipped})

@@ -17,6 +17,7 @@ from edge_classifier.commands.reload import reload_config
 from edge_classifier.commands.replay import replay
 from edge_classifier.commands.snapshot import DEFAULT_QUALITY, DEFAULT_WIDTH, encode_capped, snapshot_message
 from edge_classifier.commands.status import ping_data, status_data
+from edge_classifier.commands.teaching import MAX_TEACH_PAYLOAD_BYTES, forget, teach
 from edge_classifier.commands.validation import MAX_PAYLOAD_BYTES
 from edge_classifier.config.from_yaml import build_dataclass
 from edge_classifier.config.settings import ModelConfig, ResultConfig
@@ -156,4 +157,6 @@ COMMANDS: dict[str, Command] = {
     "catalogue/add": Command(catalogue_add, max_payload_bytes=MAX_ADD_PAYLOAD_BYTES),
     "catalogue/remove": Command(catalogue_remove),
     "replay": Command(replay),
+    "teach": Command(teach, max_payload_bytes=MAX_TEACH_PAYLOAD_BYTES),
+    "forget": Command(forget),
 }

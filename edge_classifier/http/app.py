@@ -23,6 +23,7 @@ from werkzeug.wrappers import Request, Response
 from edge_classifier.catalogue.runtime import CatalogueRuntime
 from edge_classifier.errors import BusyError, InputError, StoppedError
 from edge_classifier.http import catalogue as catalogue_routes
+from edge_classifier.http import teaching
 from edge_classifier.http.bodies import parse_top_k, read_predict_input
 from edge_classifier.http.documents import health_document, latest_document, predict_document, ready_document
 from edge_classifier.http.images import decode_image
@@ -60,6 +61,9 @@ ROUTES = Map(
         Rule("/api/catalogue/items", endpoint="items", methods=["GET"]),
         Rule("/api/catalogue/items", endpoint="add_item", methods=["POST"]),
         Rule("/api/catalogue/items/<path:item_id>", endpoint="remove_item", methods=["DELETE"]),
+        Rule("/api/taught", endpoint="taught", methods=["GET"]),
+        Rule("/api/taught", endpoint="teach", methods=["POST"]),
+        Rule("/api/taught/<path:label>", endpoint="forget", methods=["DELETE"]),
         Rule("/api/latest", endpoint="latest"),
         Rule("/api/latest.jpg", endpoint="latest_jpg"),
         Rule("/stream.mjpg", endpoint="stream"),
@@ -72,6 +76,8 @@ ROUTES = Map(
 PAGE_POLICY = "default-src 'self'; img-src 'self' blob: data:; frame-ancestors 'none'"
 LOOPBACK_NAMES = ("localhost", "localhost.localdomain")
 CHALLENGE = 'Bearer realm="edge-classifier"'
+# A route taking photos: POST /api/catalogue/items, POST /api/taught.
+UploadHandler = Callable[[Request, HttpConfig, Inbox, Callable[[], float]], dict[str, Any]]
 
 
 def json_response(document: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -228,17 +234,31 @@ class HttpApp:
         return json_response(catalogue_routes.items_document(self.parts.catalogue, self.parts.state.snapshot().model))
 
     def _add_item(self, request: Request) -> Response:
+        return self._upload(request, catalogue_routes.add_item)
+
+    def _remove_item(self, request: Request, item_id: str) -> Response:
+        return json_response(catalogue_routes.remove_item(request, item_id, self.parts.inbox, time.perf_counter))
+
+    def _taught(self, request: Request) -> Response:
+        return json_response(teaching.listing(self.parts.inbox, time.perf_counter))
+
+    def _teach(self, request: Request) -> Response:
+        return self._upload(request, teaching.teach)
+
+    def _forget(self, request: Request, label: str) -> Response:
+        return json_response(teaching.forget(request, label, self.parts.inbox, time.perf_counter))
+
+    def _upload(
+        self, request: Request, handle: Callable[[Request, HttpConfig, Inbox, Callable[[], float]], Any]
+    ) -> Response:
         """Photos decoded here within a prediction slot (memory), embedded and stored by the main loop."""
         if not self._predict_slots.acquire(timeout=self.parts.config.predict_timeout_s):
             raise RequestError(503, f"busy: {PREDICT_SLOTS} predictions are already in progress", {"Retry-After": "1"})
         try:
-            document = catalogue_routes.add_item(request, self.parts.config, self.parts.inbox, time.perf_counter)
+            document = handle(request, self.parts.config, self.parts.inbox, time.perf_counter)
         finally:
             self._predict_slots.release()
         return json_response(document, 201)
-
-    def _remove_item(self, request: Request, item_id: str) -> Response:
-        return json_response(catalogue_routes.remove_item(request, item_id, self.parts.inbox, time.perf_counter))
 
     def _predict(self, request: Request, search: bool = False) -> Response:
         started = time.perf_counter()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import concurrent.futures
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -29,14 +30,20 @@ from edge_classifier.http.images import Image, decode_image
 from edge_classifier.http.problems import RequestError
 from edge_classifier.http.search import thumbnail_url
 from edge_classifier.http.settings import HttpConfig
+from edge_classifier.learning.remote import NotTaughtError
 from edge_classifier.model.identity import ModelInfo
-from edge_classifier.service.inbox import CatalogueAddRequest, CatalogueChange, CatalogueRemoveRequest, Inbox
+from edge_classifier.service.inbox import (
+    CatalogueAddRequest,
+    CatalogueChange,
+    CatalogueRemoveRequest,
+    Inbox,
+)
+from edge_classifier.service.inbox import Request as LoopRequest
 
 ITEM_SCHEMA = "edge-classifier/http-catalogue-item/v1"
 ITEMS_SCHEMA = "edge-classifier/http-catalogue-items/v1"
 PHOTO_FIELD = "photo"
 TEXT_FIELDS = ("id", "name", "price", "url", "class")
-MAX_FORM_PARTS = len(TEXT_FIELDS) + MAX_PHOTOS
 MAX_FIELD_BYTES = 64 * 1024  # werkzeug checks it against each chunk read (64 KiB), not only fields
 # Embedding 8 photos and rewriting the index take longer than a prediction: the answer waits this long.
 CHANGE_TIMEOUT_S = 60.0
@@ -52,38 +59,57 @@ def check_origin(request: Request) -> None:
         raise RequestError(403, f"a change from another site's page is refused (Origin {origin[:100]!r})")
 
 
-def read_upload(request: Request, config: HttpConfig) -> tuple[ItemInfo, list[FileStorage]]:
-    """The item's fields, checked, and its photo files (not read yet); RequestError naming the problem."""
+@dataclass(frozen=True)
+class UploadForm:
+    """What an upload of photos takes: its text fields, a description of them, whose photos, how many at most."""
+
+    text_fields: tuple[str, ...]
+    fields_shown: str  # "id, name (price, url, class)"
+    whose: str  # "the item's"
+    max_photos: int
+
+
+ITEM_FORM = UploadForm(TEXT_FIELDS, "id, name (price, url, class)", "the item's", MAX_PHOTOS)
+
+
+def read_form(request: Request, config: HttpConfig, shape: UploadForm) -> tuple[dict[str, str], list[FileStorage]]:
+    """A multipart upload's text fields (SHAPE's only) and its photo files (not read yet); RequestError if wrong."""
     check_length(request, config)
     if request.mimetype != "multipart/form-data":
         shown = request.mimetype or "none"
         raise RequestError(415, f"Content-Type {shown} is not accepted: send multipart/form-data with the fields "
-                                f"id, name (price, url, class) and the file fields {PHOTO_FIELD!r}")  # fmt: skip
+                                f"{shape.fields_shown} and the file fields {PHOTO_FIELD!r}")  # fmt: skip
     try:
         _, form, files = parse_form_data(
             request.environ, silent=False, max_content_length=config.max_body_bytes,
-            max_form_memory_size=MAX_FIELD_BYTES, max_form_parts=MAX_FORM_PARTS + 1,
+            max_form_memory_size=MAX_FIELD_BYTES, max_form_parts=len(shape.text_fields) + shape.max_photos + 1,
         )  # fmt: skip
     except ValueError as exc:
         raise RequestError(400, f"malformed multipart body: {exc}") from None
     except HTTPException as exc:  # too many parts, or a field too large
         raise RequestError(exc.code or 400, f"multipart body refused: {exc.description}") from None
-    unknown = sorted({*form} - set(TEXT_FIELDS)) + sorted({*files} - {PHOTO_FIELD})
+    unknown = sorted({*form} - set(shape.text_fields)) + sorted({*files} - {PHOTO_FIELD})
     if unknown:
-        raise RequestError(400, f"unknown field {unknown[0]!r} (expected {', '.join(TEXT_FIELDS)} and the files "
+        raise RequestError(400, f"unknown field {unknown[0]!r} (expected {', '.join(shape.text_fields)} and the files "
                                 f"{PHOTO_FIELD!r})")  # fmt: skip
-    document: dict[str, Any] = {key: form[key] for key in TEXT_FIELDS if key in form}
+    photos = files.getlist(PHOTO_FIELD)
+    if not photos:
+        raise RequestError(400, f"no photo: send {shape.whose} photos as file fields {PHOTO_FIELD!r}")
+    if len(photos) > shape.max_photos:
+        raise RequestError(400, f"{len(photos)} photos: at most {shape.max_photos} at a time")
+    return {key: form[key] for key in shape.text_fields if key in form}, photos
+
+
+def read_upload(request: Request, config: HttpConfig) -> tuple[ItemInfo, list[FileStorage]]:
+    """The item's fields, checked, and its photo files (not read yet); RequestError naming the problem."""
+    form, photos = read_form(request, config, ITEM_FORM)
+    document: dict[str, Any] = dict(form)
     if "price" in document:
         document["price"] = _number(document["price"])
     try:
         info = item_info(document)
     except InputError as exc:
         raise RequestError(400, str(exc)) from None
-    photos = files.getlist(PHOTO_FIELD)
-    if not photos:
-        raise RequestError(400, f"no photo: send the item's photos as file fields {PHOTO_FIELD!r}")
-    if len(photos) > MAX_PHOTOS:
-        raise RequestError(400, f"{len(photos)} photos: an item takes at most {MAX_PHOTOS} at a time")
     return info, photos
 
 
@@ -120,8 +146,9 @@ def decode_photos(photos: list[FileStorage], max_pixels: int) -> tuple[list[Imag
     return images, used, skipped
 
 
-def ask_loop(inbox: Inbox, request: CatalogueAddRequest | CatalogueRemoveRequest) -> CatalogueChange:
-    """Submit a change and wait for the loop; its refusals as RequestError with a fitting status."""
+def ask_loop(inbox: Inbox, request: LoopRequest, see: str = "GET /api/catalogue/items") -> Any:
+    """Submit a change and wait for the loop; its refusals as RequestError with a fitting status. SEE says where
+    to look for whether a change that timed out was made."""
     try:
         future = inbox.submit(request)
     except BusyError as exc:
@@ -129,24 +156,24 @@ def ask_loop(inbox: Inbox, request: CatalogueAddRequest | CatalogueRemoveRequest
     except StoppedError as exc:
         raise RequestError(503, str(exc), {"Retry-After": "5"}) from None
     try:
-        change: CatalogueChange = future.result(CHANGE_TIMEOUT_S)
+        answer = future.result(CHANGE_TIMEOUT_S)
     except concurrent.futures.TimeoutError:
         if future.cancel():
             raise RequestError(503, f"the main loop did not take the change within {CHANGE_TIMEOUT_S:g}s; nothing "
                                     "changed", {"Retry-After": "5"}) from None  # fmt: skip
-        raise RequestError(504, f"the main loop did not finish the change within {CHANGE_TIMEOUT_S:g}s: see GET "
-                                "/api/catalogue/items for whether it was made") from None  # fmt: skip
+        raise RequestError(504, f"the main loop did not finish the change within {CHANGE_TIMEOUT_S:g}s: see {see} "
+                                "for whether it was made") from None  # fmt: skip
     except StoppedError as exc:
         raise RequestError(503, str(exc), {"Retry-After": "5"}) from None
     except BusyError as exc:  # a new model on probation
         raise RequestError(503, f"busy: {exc}", {"Retry-After": "5"}) from None
-    except (CatalogueOffError, UnknownItemError) as exc:
+    except (CatalogueOffError, UnknownItemError, NotTaughtError) as exc:
         raise RequestError(404, str(exc)) from None
     except ModelError as exc:  # a model without embeddings, or a catalogue of another model
         raise RequestError(409, str(exc)) from None
     except InputError as exc:  # a full disk, an unreadable stored index
         raise RequestError(400 if "cannot write" not in str(exc) else 507, str(exc)) from None
-    return change
+    return answer
 
 
 def add_item(request: Request, config: HttpConfig, inbox: Inbox, clock: Callable[[], float]) -> Document:
@@ -156,7 +183,7 @@ def add_item(request: Request, config: HttpConfig, inbox: Inbox, clock: Callable
     info, photos = read_upload(request, config)
     images, used, skipped = decode_photos(photos, config.max_image_pixels)
     asked = clock()
-    change = ask_loop(inbox, CatalogueAddRequest(info, tuple(images)))
+    change: CatalogueChange = ask_loop(inbox, CatalogueAddRequest(info, tuple(images)))
     answered = clock()
     loop_ms = change.embed_ms + change.save_ms
     timing = {"decode": 1000 * (asked - started), "wait": max(0.0, 1000 * (answered - asked) - loop_ms),
@@ -169,7 +196,7 @@ def remove_item(request: Request, item_id: str, inbox: Inbox, clock: Callable[[]
     """DELETE /api/catalogue/items/<id>: the item removed and the catalogue's size after it."""
     started = clock()
     check_origin(request)
-    change = ask_loop(inbox, CatalogueRemoveRequest(item_id))
+    change: CatalogueChange = ask_loop(inbox, CatalogueRemoveRequest(item_id))
     total = 1000 * (clock() - started)
     timing = {"decode": 0.0, "wait": max(0.0, total - change.save_ms), "embed": 0.0, "save": change.save_ms,
               "total": total}  # fmt: skip

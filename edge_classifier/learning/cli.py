@@ -23,7 +23,7 @@ import numpy.typing as npt
 from edge_classifier.config.settings import Config, state_directory
 from edge_classifier.errors import InputError, ModelError
 from edge_classifier.learning.store import load_taught, save_taught, taught_path
-from edge_classifier.learning.taught import TaughtClasses, check_label
+from edge_classifier.learning.taught import TaughtClasses, check_label, spelled_as_known
 
 COMMANDS = ("teach", "forget", "list-taught")
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
@@ -97,17 +97,15 @@ def run_command(args: argparse.Namespace, config: Config) -> int:
             )
         path = taught_path(state_directory(config), model.sha256)
         taught = load_taught(path, model.sha256, spec.shape[-1])
-        # A label is matched without regard to case: a trained class's or taught class's own spelling wins.
         trained = {name.lower(): name for name in classifier.labels}
-        known = {**{name.lower(): name for name in taught.labels}, **trained}
         if args.command == "list-taught":
             return _list(taught, trained, f"{model.name} {model.version}", path, args.json)
         if args.command == "forget":
-            label = known.get(args.label.strip().lower(), args.label.strip())
+            label = spelled_as_known(args.label.strip(), classifier.labels, taught.labels)
             save_taught(path, taught.forget(label))
             print(f"forgot {label!r} ({len(taught) - 1} taught classes left for {model.name} {model.version})")
             return 0
-        label = known.get(label.lower(), label)
+        label = spelled_as_known(label, classifier.labels, taught.labels)
         embeddings = []
         for photo in photos:  # one photo at a time; any unusable one stops it before anything is stored
             embedding = classifier.classify(read_photo(photo)).embedding

@@ -41,8 +41,11 @@ class TaughtComponent:
         self._seen: tuple[str, int, int] | None = None
         self._next_check = 0.0
 
-    def refresh(self, model_sha256: str, embedding_spec: TensorSpec | None) -> None:
-        """Read the model's file again if it (or the model) changed since the last look."""
+    def refresh(self, model_sha256: str, embedding_spec: TensorSpec | None, force: bool = False) -> None:
+        """Read the model's file again if it (or the model) changed since the last look, or when FORCE is given (a
+        file rewritten within the file system's time resolution may look unchanged)."""
+        if force:
+            self._seen = (model_sha256, -1, -2)
         path = taught_path(self.state_dir, model_sha256)
         try:
             stat = path.stat()

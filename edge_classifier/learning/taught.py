@@ -55,6 +55,13 @@ def check_label(label: str) -> str:
     return cleaned
 
 
+def spelled_as_known(label: str, trained: Iterable[str], taught: Iterable[str]) -> str:
+    """LABEL in the spelling it already has, matched without regard to case: a trained class's wins, then a taught
+    class's; a new label as given."""
+    known = {**{name.lower(): name for name in taught}, **{name.lower(): name for name in trained}}
+    return known.get(label.lower(), label)
+
+
 @dataclass(frozen=True)
 class TaughtClasses:
     """The classes taught for one model (by its sha256), immutable: teach and forget return a new value."""

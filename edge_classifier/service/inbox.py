@@ -7,7 +7,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -100,7 +100,54 @@ class CatalogueRemoveRequest:
     reply: Future[CatalogueChange] = field(default_factory=Future)
 
 
-Request = PredictRequest | SettingsRequest | SwapModelRequest | CatalogueAddRequest | CatalogueRemoveRequest
+class TaughtEntry(NamedTuple):
+    """One class taught for the serving model: its label, its photos, whether it refines a trained class."""
+
+    label: str
+    photos: int
+    refines: bool
+
+
+@dataclass(frozen=True)
+class TaughtChange:
+    """The answer to a teach, forget or list: what was done, the classes taught now, what it cost."""
+
+    action: str  # "taught" (a new class), "refined" (a trained class), "forgotten", "listed"
+    label: str | None  # the class taught or forgotten, in its stored spelling; None for a list
+    photos: int  # embedded now (teach), or the photos the forgotten class had
+    classes: tuple[TaughtEntry, ...]  # every class taught for the serving model afterwards
+    model: ModelInfo
+    embed_ms: float = 0.0
+    save_ms: float = 0.0
+
+
+@dataclass(frozen=True)
+class TeachRequest:
+    """Embed decoded photos (BGR, at least one) with the serving model and add them to a taught class."""
+
+    label: str
+    images: tuple[npt.NDArray[np.uint8], ...]
+    reply: Future[TaughtChange] = field(default_factory=Future)
+
+
+@dataclass(frozen=True)
+class ForgetRequest:
+    """Forget one class taught for the serving model."""
+
+    label: str
+    reply: Future[TaughtChange] = field(default_factory=Future)
+
+
+@dataclass(frozen=True)
+class TaughtListRequest:
+    """The classes taught for the serving model, as the loop has them."""
+
+    reply: Future[TaughtChange] = field(default_factory=Future)
+
+
+CatalogueRequest = CatalogueAddRequest | CatalogueRemoveRequest
+TaughtRequest = TeachRequest | ForgetRequest | TaughtListRequest
+Request = PredictRequest | SettingsRequest | SwapModelRequest | CatalogueRequest | TaughtRequest
 
 
 class Inbox:

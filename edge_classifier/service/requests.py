@@ -11,17 +11,21 @@ import numpy as np
 
 from edge_classifier.catalogue.remote import serve_catalogue
 from edge_classifier.errors import EdgeClassifierError, InputError
+from edge_classifier.learning.remote import serve_teaching
 from edge_classifier.model.classification import Classification
 from edge_classifier.model.loading import LoadedModel
 from edge_classifier.service.hot_swap import check_can_swap, swap_in
 from edge_classifier.service.inbox import (
     CatalogueAddRequest,
     CatalogueRemoveRequest,
+    ForgetRequest,
     Prediction,
     PredictRequest,
     Request,
     SettingsRequest,
     SwapModelRequest,
+    TaughtListRequest,
+    TeachRequest,
 )
 from edge_classifier.service.live_settings import LiveSettings
 from edge_classifier.service.voting import Voter
@@ -42,6 +46,8 @@ def serve_request(loop: MainLoop, request: Request) -> None:
         change_settings(loop, request)
     elif isinstance(request, CatalogueAddRequest | CatalogueRemoveRequest):
         serve_catalogue(loop, request)
+    elif isinstance(request, TeachRequest | ForgetRequest | TaughtListRequest):
+        serve_teaching(loop, request)
     else:
         swap_model(loop, request)
 
