@@ -162,6 +162,33 @@ def test_a_file_that_is_no_image_shows_the_servers_error(page, driver, tmp_path:
     )  # fmt: skip
 
 
+def taught_on_page(driver: WebDriver) -> list[str]:
+    return [row.get_attribute("data-label") for row in driver.find_elements(By.CSS_SELECTOR, "#taught-list li")]
+
+
+def test_a_class_taught_on_the_page_labels_the_next_photo_until_it_is_forgotten(page, driver):
+    """Five shoe photos taught as Sneakers from the page: another shoe photo is Sneakers; forgotten, it is Shoes."""
+    shoes = sorted((PHOTO.parent.parent / "shoes").glob("*.jpg"))
+    driver.get(page.url)
+    wait(driver).until(lambda d: d.find_element(By.ID, "taught-none").is_displayed())
+    driver.find_element(By.ID, "teach-label").send_keys("Sneakers")
+    driver.find_element(By.ID, "teach-files").send_keys("\n".join(str(photo) for photo in shoes[:5]))
+    chosen = text_of(driver, "teach-chosen")
+    driver.find_element(By.ID, "teach-submit").click()
+    done = wait(driver).until(lambda d: text_of(d, "teach-done").startswith("taught") and text_of(d, "teach-done"))
+    listed = taught_on_page(driver)
+    driver.find_element(By.ID, "file-input").send_keys(str(shoes[6]))
+    taught_label = (wait(driver).until(predict_finished), text_of(driver, "answer-label"))
+    driver.find_element(By.CSS_SELECTOR, '#taught-list li[data-label="Sneakers"] button').click()
+    wait(driver).until(lambda d: d.find_element(By.ID, "taught-none").is_displayed())
+    driver.find_element(By.ID, "file-input").send_keys(str(shoes[7]))
+    wait(driver).until(lambda d: text_of(d, "answer-label") != "Sneakers" and predict_finished(d))
+    assert (True, "taught Sneakers from 5 photos", ["Sneakers"], ("done", "Sneakers"), "", "Shoes") == (
+        chosen.startswith("5 of 8: "), done, listed, taught_label, text_of(driver, "teach-error"),
+        text_of(driver, "answer-label"),
+    )  # fmt: skip
+
+
 def test_phone_width_keeps_the_controls_visible(page, driver):
     """390x844 CSS pixels: one column, nothing wider than the screen, every control shown and big enough to tap."""
     set_viewport(driver, 390, 844, phone=True)
@@ -172,6 +199,10 @@ def test_phone_width_keeps_the_controls_visible(page, driver):
         driver.find_element(By.CSS_SELECTOR, 'label[for="camera-input"]'),
         driver.find_element(By.CSS_SELECTOR, 'label[for="file-input"]'),
         *driver.find_elements(By.CSS_SELECTOR, "#examples button"),
+        driver.find_element(By.CSS_SELECTOR, 'label[for="teach-camera"]'),
+        driver.find_element(By.CSS_SELECTOR, 'label[for="teach-files"]'),
+        driver.find_element(By.ID, "teach-label"),
+        driver.find_element(By.ID, "teach-submit"),
     ]
     shown = [driver.find_element(By.ID, "preview"), driver.find_element(By.ID, "live-label")]
     outside = []
