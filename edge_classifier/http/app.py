@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import concurrent.futures
-import hmac
-import ipaddress
 import json
 import logging
 import threading
@@ -24,6 +22,7 @@ from edge_classifier.catalogue.runtime import CatalogueRuntime
 from edge_classifier.errors import BusyError, InputError, StoppedError
 from edge_classifier.http import catalogue as catalogue_routes
 from edge_classifier.http import teaching
+from edge_classifier.http.access import Access, short
 from edge_classifier.http.bodies import parse_top_k, read_predict_input
 from edge_classifier.http.documents import health_document, latest_document, predict_document, ready_document
 from edge_classifier.http.images import decode_image
@@ -31,7 +30,7 @@ from edge_classifier.http.overlay import RateMeter
 from edge_classifier.http.problems import RequestError, error_document
 from edge_classifier.http.prometheus import HttpCounts, exposition
 from edge_classifier.http.search import search_document
-from edge_classifier.http.settings import HttpConfig, is_loopback
+from edge_classifier.http.settings import HttpConfig
 from edge_classifier.http.stream import BOUNDARY, FrameEncoder, MjpegStream
 from edge_classifier.ratelimit import RateLimitedLog
 from edge_classifier.service.inbox import Inbox, Prediction, PredictRequest
@@ -47,8 +46,6 @@ DEFAULT_TOP_K = 5
 # Predictions holding an upload and its decoded image at once: bounds memory (a 16 MP photo is 48 MB decoded)
 # while one image is decoded as the loop classifies another; the loop classifies one at a time anyway.
 PREDICT_SLOTS = 2
-# Open to anyone who can connect, even with http.auth: token (a load balancer's probe, the page's own files).
-PUBLIC = frozenset({"health", "index", "static"})
 ROUTES = Map(
     [
         Rule("/", endpoint="index"),
@@ -74,8 +71,6 @@ ROUTES = Map(
 # The page's own files only: no inline script, nothing from elsewhere; blob: for the polled preview and the photo
 # sent, data: for the empty favicon; no framing by other sites (the page has buttons worth clickjacking).
 PAGE_POLICY = "default-src 'self'; img-src 'self' blob: data:; frame-ancestors 'none'"
-LOOPBACK_NAMES = ("localhost", "localhost.localdomain")
-CHALLENGE = 'Bearer realm="edge-classifier"'
 # A route taking photos: POST /api/catalogue/items, POST /api/taught.
 UploadHandler = Callable[[Request, HttpConfig, Inbox, Callable[[], float]], dict[str, Any]]
 
@@ -114,10 +109,7 @@ class HttpApp:
 
     def __init__(self, parts: AppParts):
         self.parts = parts
-        self._token = parts.token.encode("utf-8") if parts.token else None
-        # A loopback server without a token answers only requests addressed to loopback names, so that a web
-        # page elsewhere cannot reach it through a DNS name re-pointed at 127.0.0.1 (DNS rebinding).
-        self._check_host = is_loopback(parts.config.bind) and self._token is None
+        self._access = Access(parts.config.bind, parts.token)
         self._log = RateLimitedLog(logger)
         self._predict_slots = threading.BoundedSemaphore(PREDICT_SLOTS)
 
@@ -126,14 +118,14 @@ class HttpApp:
         endpoint = "unmatched"
         try:
             endpoint, args = ROUTES.bind_to_environ(environ).match()
-            self._check_request(request, endpoint)
+            self._access.check(request, endpoint)
             response: Response = getattr(self, f"_{endpoint}")(request, **args)
         except Exception as exc:
             problem = self._problem(request, exc)
             response = error_response(problem.status, str(problem), problem.headers)
             # A client that repeats a bad request must not flood the journal: one line per kind and minute.
             self._log.log(logging.INFO, f"http-{endpoint}-{problem.status}", "HTTP %s %s -> %d %s",
-                          request.method, _short(request.path), problem.status, problem)  # fmt: skip
+                          request.method, short(request.path), problem.status, problem)  # fmt: skip
         self.parts.counts.count(endpoint, response.status_code)
         response.headers["X-Content-Type-Options"] = "nosniff"
         return response(environ, start_response)
@@ -144,28 +136,15 @@ class HttpApp:
         if isinstance(exc, RequestError):
             return exc
         if isinstance(exc, NotFound):
-            return RequestError(404, f"no such route: {request.method} {_short(request.path)}")
+            return RequestError(404, f"no such route: {request.method} {short(request.path)}")
         if isinstance(exc, MethodNotAllowed):
             allowed = ", ".join(exc.valid_methods or ())
-            return RequestError(405, f"{request.method} is not allowed on {_short(request.path)} (allowed: "
+            return RequestError(405, f"{request.method} is not allowed on {short(request.path)} (allowed: "
                                      f"{allowed})", {"Allow": allowed})  # fmt: skip
         if isinstance(exc, HTTPException):
             return RequestError(exc.code or 400, f"{exc.name}: {exc.description}")
-        logger.exception("HTTP %s %s failed", request.method, _short(request.path))
+        logger.exception("HTTP %s %s failed", request.method, short(request.path))
         return RequestError(500, "internal error (the daemon's log has the details)")
-
-    def _check_request(self, request: Request, endpoint: str) -> None:
-        if self._check_host and not _loopback_name(_host_name(request.host)):
-            raise RequestError(421, f"Host {_short(request.host)!r} is not a loopback name: this server binds a "
-                                    "loopback address without a token")  # fmt: skip
-        if self._token is None or endpoint in PUBLIC:
-            return
-        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not given.strip():
-            raise RequestError(401, "missing Authorization: Bearer <token> header (http.auth is token)",
-                               {"WWW-Authenticate": CHALLENGE})  # fmt: skip
-        if not hmac.compare_digest(given.strip().encode("utf-8"), self._token):
-            raise RequestError(401, "wrong bearer token", {"WWW-Authenticate": f'{CHALLENGE}, error="invalid_token"'})
 
     # -- routes -------------------------------------------------------------------------------------------
 
@@ -225,7 +204,7 @@ class HttpApp:
         catalogue = self.parts.catalogue
         jpeg = None if catalogue is None else catalogue.thumbnail(item_id)
         if jpeg is None:
-            raise RequestError(404, f"no catalogue item with id {_short(item_id)!r}")
+            raise RequestError(404, f"no catalogue item with id {short(item_id)!r}")
         response = Response(jpeg, content_type="image/jpeg")
         response.headers["Cache-Control"] = "max-age=60"
         return response
@@ -321,24 +300,3 @@ def search_size(request: Request, catalogue: CatalogueRuntime | None) -> int:
     if "top_n" in request.args:
         return parse_top_k(request.args["top_n"], "top_n")
     return catalogue.config.top_n if catalogue is not None else 1
-
-
-def _host_name(host: str) -> str:
-    """The name in a Host header, without its port: [::1]:8080 -> ::1, localhost:8080 -> localhost."""
-    host = host.strip().lower()
-    if host.startswith("["):
-        return host[1:].partition("]")[0]
-    return host.rpartition(":")[0] if host.count(":") == 1 else host
-
-
-def _loopback_name(host: str) -> bool:
-    if host in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _short(text: str) -> str:
-    return text if len(text) <= 100 else text[:97] + "..."
