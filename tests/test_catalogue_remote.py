@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -74,23 +76,31 @@ def test_an_upload_over_the_body_or_pixel_limit_is_refused_before_decoding():
                  "http.max_image_pixels (16.0 megapixels)") == unit_error_of(too_many_pixels)  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def shop(tmp_path_factory):
-    """A daemon with the HTTP interface on, serving a catalogue of 5 items built through the CLI."""
-    root = tmp_path_factory.mktemp("shop")
+@contextlib.contextmanager
+def serving(root: Path, state: Path, device: str) -> Iterator[int]:
+    """A daemon on the looped sample video with its own broker, the HTTP interface on and STATE as its state
+    directory, once it has classified a frame; its HTTP port. It must leave no traceback in its log."""
     broker = Broker(root).start()
-    state = root / "state"
-    assert 0 == cli(state, "build", str(make_catalogue(root / "items", per_class=1))).returncode
     port = free_port()
-    daemon = start_daemon(broker.port, port, "--preview", "--set", f"state_dir={state}", *FAST, device="shop")
+    daemon = start_daemon(broker.port, port, "--preview", "--set", f"state_dir={state}", *FAST, device=device)
     try:
         daemon.wait_for_line(lambda text: "HTTP interface on" in text, 60)
         wait_until(lambda: frames_processed(port) > 0, what="the first classified frame")
-        yield port, state
+        yield port
     finally:
         stop(daemon)
         broker.stop()
     assert "Traceback" not in daemon.log, daemon.log
+
+
+@pytest.fixture(scope="module")
+def shop(tmp_path_factory):
+    """A daemon with the HTTP interface on, serving a catalogue of 5 items built through the CLI."""
+    root = tmp_path_factory.mktemp("shop")
+    state = root / "state"
+    assert 0 == cli(state, "build", str(make_catalogue(root / "items", per_class=1))).returncode
+    with serving(root, state, "shop") as port:
+        yield port, state
 
 
 @pytest.mark.slow

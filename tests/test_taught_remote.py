@@ -10,20 +10,20 @@ from pathlib import Path
 import jsonschema
 import pytest
 from photos import PHOTOS
-from test_catalogue_remote import CORRUPT, form_body
+from test_catalogue import FAST
+from test_catalogue_remote import CORRUPT, form_body, serving
 from test_commands import Collector, daemon_args, publish, wait_ack
-from test_http_api import call, error_of, start_daemon, stop
+from test_http_api import call, error_of
 from test_http_unit import TOKEN, client_for
 
 from edge_classifier.learning.store import load_taught, taught_path
 from edge_classifier.model.manifest import load_manifest
-from helpers import DEFAULT_MANIFEST, SCHEMAS, Broker, free_port
+from helpers import DEFAULT_MANIFEST, SCHEMAS
 
 SCHEMA = json.loads((SCHEMAS / "http-taught.schema.json").read_text())
 SHA = load_manifest(DEFAULT_MANIFEST).sha256
 SHOES = sorted((PHOTOS / "shoes").glob("*.jpg"))
 HATS = sorted((PHOTOS / "hat").glob("*.jpg"))
-FAST = ("--set", "model.selftest=false")  # the model is the real one; its self-test is tested elsewhere
 
 
 def stored(state: Path) -> dict[str, int]:
@@ -59,17 +59,8 @@ def test_the_taught_routes_need_the_token_like_predict():
 def kiosk(tmp_path_factory):
     """A daemon with the HTTP interface on and nothing taught yet."""
     root = tmp_path_factory.mktemp("kiosk")
-    broker = Broker(root).start()
-    state = root / "state"
-    port = free_port()
-    daemon = start_daemon(broker.port, port, "--preview", "--set", f"state_dir={state}", *FAST, device="kiosk")
-    try:
-        daemon.wait_for_line(lambda text: "HTTP interface on" in text, 60)
-        yield port, state
-    finally:
-        stop(daemon)
-        broker.stop()
-    assert "Traceback" not in daemon.log, daemon.log
+    with serving(root, root / "state", "kiosk") as port:
+        yield port, root / "state"
 
 
 @pytest.mark.slow

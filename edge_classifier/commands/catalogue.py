@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING, Any
 
 from edge_classifier.catalogue.remote import MAX_PHOTOS, change_document, item_info, serve_catalogue, shrunk
 from edge_classifier.commands.context import CommandContext
-from edge_classifier.commands.outcome import CommandError, Outcome, Pending, Result
+from edge_classifier.commands.outcome import CommandError, Outcome, Pending, Result, settled
 from edge_classifier.commands.snapshot import MAX_SNAPSHOT_BYTES
 from edge_classifier.commands.validation import MAX_PAYLOAD_BYTES
-from edge_classifier.errors import BusyError, EdgeClassifierError, InputError
+from edge_classifier.errors import InputError
 from edge_classifier.http.images import Image, decode_image
 from edge_classifier.http.problems import RequestError
-from edge_classifier.service.inbox import CatalogueAddRequest, CatalogueChange, CatalogueRemoveRequest
+from edge_classifier.service.inbox import CatalogueAddRequest, CatalogueRemoveRequest
 
 if TYPE_CHECKING:
     from edge_classifier.service.loop import MainLoop
@@ -59,14 +59,8 @@ def decode_photos(texts: list[str], max_pixels: int) -> tuple[list[Image], list[
 
 
 def _settle(future: Future[Any], skipped: list[dict[str, Any]] | None) -> Outcome:
-    try:
-        change: CatalogueChange = future.result()
-    except BusyError as exc:
-        return Outcome("refused", None, str(exc))
-    except EdgeClassifierError as exc:
-        return Outcome("failed", None, f"the catalogue was not changed: {exc}")
-    data = change_document(change)
-    return Outcome("done", data if skipped is None else data | {"photos_skipped": skipped})
+    extra = {} if skipped is None else {"photos_skipped": skipped}
+    return settled(future, "the catalogue was not changed", lambda change: change_document(change) | extra)
 
 
 def catalogue_add(context: CommandContext, loop: MainLoop, document: dict[str, Any]) -> Result:

@@ -7,7 +7,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from edge_classifier.errors import EdgeClassifierError
+from edge_classifier.errors import BusyError, EdgeClassifierError
 
 # done: carried out; accepted: carried out, its final outcome not known yet (a new model waits for live frames);
 # invalid: the payload or command is malformed or unknown; refused: well-formed but not taken (retained, a repeated
@@ -53,3 +53,16 @@ class Pending:
 
 
 Result = Outcome | Pending
+
+
+def settled(future: Future[Any], failed: str, document: Callable[[Any], dict[str, Any]]) -> Outcome:
+    """The outcome of a change the main loop made or refused (its future resolved): `refused` when it was busy (a
+    model on probation), `failed` with FAILED ("the catalogue was not changed") before the reason on any other
+    refusal, else `done` with DOCUMENT of its answer."""
+    try:
+        answer = future.result()
+    except BusyError as exc:
+        return Outcome("refused", None, str(exc))
+    except EdgeClassifierError as exc:
+        return Outcome("failed", None, f"{failed}: {exc}")
+    return Outcome("done", document(answer))

@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING, Any
 
 from edge_classifier.commands.catalogue import MAX_PHOTO_CHARS, decode_photos
 from edge_classifier.commands.context import CommandContext
-from edge_classifier.commands.outcome import CommandError, Outcome, Result
+from edge_classifier.commands.outcome import CommandError, Outcome, Result, settled
 from edge_classifier.commands.validation import MAX_PAYLOAD_BYTES
-from edge_classifier.errors import BusyError, EdgeClassifierError, InputError
+from edge_classifier.errors import InputError
 from edge_classifier.learning.remote import MAX_PHOTOS, serve_teaching, taught_document
 from edge_classifier.learning.taught import check_label
 from edge_classifier.service.inbox import ForgetRequest, TaughtRequest, TeachRequest
@@ -25,14 +25,8 @@ MAX_TEACH_PAYLOAD_BYTES = MAX_PHOTOS * MAX_PHOTO_CHARS + MAX_PAYLOAD_BYTES
 
 
 def _served(loop: MainLoop, request: TaughtRequest, extra: dict[str, Any]) -> Outcome:
-    serve_teaching(loop, request)  # on this, the loop's, thread: between two frames
-    try:
-        change = request.reply.result(0)
-    except BusyError as exc:
-        return Outcome("refused", None, str(exc))
-    except EdgeClassifierError as exc:
-        return Outcome("failed", None, f"the taught classes were not changed: {exc}")
-    return Outcome("done", taught_document(change) | extra)
+    serve_teaching(loop, request)  # on this, the loop's, thread: between two frames; the reply is set on return
+    return settled(request.reply, "the taught classes were not changed", lambda change: taught_document(change) | extra)
 
 
 def teach(context: CommandContext, loop: MainLoop, document: dict[str, Any]) -> Result:

@@ -176,6 +176,13 @@ def ask_loop(inbox: Inbox, request: LoopRequest, see: str = "GET /api/catalogue/
     return answer
 
 
+def change_timing(started: float, asked: float, answered: float, embed_ms: float, save_ms: float) -> dict[str, float]:
+    """The stages of a change answered through the loop (clock readings in seconds): decoding before it was asked,
+    waiting for the loop, the loop's own embed and save, the total. A change with no upload is asked at once."""
+    return {"decode": 1000 * (asked - started), "wait": max(0.0, 1000 * (answered - asked) - embed_ms - save_ms),
+            "embed": embed_ms, "save": save_ms, "total": 1000 * (answered - started)}  # fmt: skip
+
+
 def add_item(request: Request, config: HttpConfig, inbox: Inbox, clock: Callable[[], float]) -> Document:
     """POST /api/catalogue/items: the item as stored, its photos used and skipped, and what each stage cost."""
     started = clock()
@@ -184,10 +191,7 @@ def add_item(request: Request, config: HttpConfig, inbox: Inbox, clock: Callable
     images, used, skipped = decode_photos(photos, config.max_image_pixels)
     asked = clock()
     change: CatalogueChange = ask_loop(inbox, CatalogueAddRequest(info, tuple(images)))
-    answered = clock()
-    loop_ms = change.embed_ms + change.save_ms
-    timing = {"decode": 1000 * (asked - started), "wait": max(0.0, 1000 * (answered - asked) - loop_ms),
-              "embed": change.embed_ms, "save": change.save_ms, "total": 1000 * (answered - started)}  # fmt: skip
+    timing = change_timing(started, asked, clock(), change.embed_ms, change.save_ms)
     action = "replaced" if change.replaced else "added"
     return change_document(change, action, used, skipped, timing) | {"thumbnail": thumbnail_url(info.id)}
 
@@ -197,9 +201,7 @@ def remove_item(request: Request, item_id: str, inbox: Inbox, clock: Callable[[]
     started = clock()
     check_origin(request)
     change: CatalogueChange = ask_loop(inbox, CatalogueRemoveRequest(item_id))
-    total = 1000 * (clock() - started)
-    timing = {"decode": 0.0, "wait": max(0.0, total - change.save_ms), "embed": 0.0, "save": change.save_ms,
-              "total": total}  # fmt: skip
+    timing = change_timing(started, started, clock(), 0.0, change.save_ms)
     return change_document(change, "removed", [], [], timing)
 
 

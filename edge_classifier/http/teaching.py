@@ -14,7 +14,14 @@ from typing import Any
 from werkzeug.wrappers import Request
 
 from edge_classifier.errors import InputError
-from edge_classifier.http.catalogue import UploadForm, ask_loop, check_origin, decode_photos, read_form
+from edge_classifier.http.catalogue import (
+    UploadForm,
+    ask_loop,
+    change_timing,
+    check_origin,
+    decode_photos,
+    read_form,
+)
 from edge_classifier.http.problems import RequestError
 from edge_classifier.http.settings import HttpConfig
 from edge_classifier.learning.remote import MAX_PHOTOS, taught_document
@@ -47,11 +54,7 @@ def teach(request: Request, config: HttpConfig, inbox: Inbox, clock: Callable[[]
     images, used, skipped = decode_photos(photos, config.max_image_pixels)
     asked = clock()
     change: TaughtChange = ask_loop(inbox, TeachRequest(label, tuple(images)), SEE)
-    answered = clock()
-    loop_ms = change.embed_ms + change.save_ms
-    timing = {"decode": 1000 * (asked - started), "wait": max(0.0, 1000 * (answered - asked) - loop_ms),
-              "embed": change.embed_ms, "save": change.save_ms, "total": 1000 * (answered - started)}  # fmt: skip
-    return _document(change, used, skipped, timing)
+    return _document(change, used, skipped, change_timing(started, asked, clock(), change.embed_ms, change.save_ms))
 
 
 def forget(request: Request, label: str, inbox: Inbox, clock: Callable[[], float]) -> Document:
@@ -59,15 +62,11 @@ def forget(request: Request, label: str, inbox: Inbox, clock: Callable[[], float
     started = clock()
     check_origin(request)
     change: TaughtChange = ask_loop(inbox, ForgetRequest(label), SEE)
-    total = 1000 * (clock() - started)
-    timing = {"decode": 0.0, "wait": max(0.0, total - change.save_ms), "embed": 0.0, "save": change.save_ms,
-              "total": total}  # fmt: skip
-    return _document(change, [], [], timing)
+    return _document(change, [], [], change_timing(started, started, clock(), 0.0, change.save_ms))
 
 
 def listing(inbox: Inbox, clock: Callable[[], float]) -> Document:
     """GET /api/taught: the classes taught for the serving model."""
     started = clock()
     change: TaughtChange = ask_loop(inbox, TaughtListRequest(), SEE)
-    total = 1000 * (clock() - started)
-    return _document(change, [], [], {"decode": 0.0, "wait": total, "embed": 0.0, "save": 0.0, "total": total})
+    return _document(change, [], [], change_timing(started, started, clock(), 0.0, 0.0))
